@@ -1,0 +1,280 @@
+"""Base classes every plugin builds on: :class:`BaseDataModule` and :class:`BaseTask`.
+
+Batches are ``dict[str, Tensor]``. Core defines two keys, :data:`INPUT` and :data:`TARGET`;
+plugins add keys of their own but never rename these. Targets are float tensors of shape
+``(batch, num_tasks)`` with NaN for a missing label; every loss and metric masks them out.
+
+A datamodule describes its data to the model through :meth:`BaseDataModule.data_info` (task names,
+task type, input sizes, training-set statistics). Core passes that dict to
+:meth:`BaseTask.bind`, which stores it in the model's hyper-parameters, so a checkpoint rebuilds its
+model without the data (``dltk predict`` on new molecules needs no training files).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from dltk.metrics import PRIMARY, MultitaskMetrics, TaskType
+
+INPUT = "x"
+TARGET = "y"
+
+
+class TensorDictDataset(Dataset):
+    """In-memory dataset of aligned arrays; item ``i`` is ``{key: tensor[i]}``."""
+
+    def __init__(self, **arrays: np.ndarray | Tensor) -> None:
+        lengths = {len(a) for a in arrays.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"arrays differ in length: { {k: len(v) for k, v in arrays.items()} }")
+        self.arrays = {k: torch.as_tensor(v) for k, v in arrays.items()}
+        self.length = lengths.pop()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return {k: v[index] for k, v in self.arrays.items()}
+
+
+class BaseDataModule(L.LightningDataModule):
+    """Shared datamodule behaviour: splits held as datasets, loaders, records and prediction input.
+
+    Subclasses implement :meth:`load` (fill ``train_dataset``, ``val_dataset``, ``test_dataset``,
+    ``task_names``, ``task_type`` and the test records) and :meth:`predict_chunks`.
+
+    Args:
+        batch_size: samples per batch.
+        num_workers: DataLoader worker processes (0 = load in the main process).
+        split_seed: seed of the train/validation(/test) split, independent of the model's seed so
+            that several model seeds are evaluated on the same split.
+    """
+
+    def __init__(self, batch_size: int = 128, num_workers: int = 0, split_seed: int = 0) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.split_seed = split_seed
+        self.task_names: list[str] = []
+        self.task_type: TaskType = "classification"
+        self.train_dataset: Dataset | None = None
+        self.val_dataset: Dataset | None = None
+        self.test_dataset: Dataset | None = None
+        self._test_records: pd.DataFrame | None = None
+        self._loaded = False
+
+    # -- hooks for subclasses ---------------------------------------------------------------
+    def load(self) -> None:
+        """Read, featurize and split the data (called once, from :meth:`setup`)."""
+        raise NotImplementedError
+
+    def extra_info(self) -> dict[str, Any]:
+        """Plugin-specific facts the model needs (input sizes, statistics); JSON-serialisable."""
+        return {}
+
+    def predict_chunks(self, path: str, **kwargs: Any) -> Iterator[tuple[pd.DataFrame, DataLoader | None]]:
+        """Stream a user's input file as ``(records, loader)`` chunks for ``dltk predict``.
+
+        ``records`` has one row per input row (with an ``error`` column, empty when the row is
+        usable); ``loader`` yields batches for the usable rows, in order (None if there are none).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support prediction on new files")
+
+    # -- shared behaviour -------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if not self._loaded:
+            self.load()
+            self._loaded = True
+
+    def data_info(self) -> dict[str, Any]:
+        """What the model needs to know about the data; stored in the checkpoint."""
+        self.setup()
+        info: dict[str, Any] = {"task_names": list(self.task_names), "task_type": self.task_type}
+        info.update(self.extra_info())
+        return info
+
+    def test_records(self) -> pd.DataFrame:
+        """Identifying columns of the test split (e.g. id, smiles), in test-loader order."""
+        self.setup()
+        if self._test_records is None:
+            return pd.DataFrame(index=range(len(self.test_dataset or [])))
+        return self._test_records
+
+    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError(f"{type(self).__name__}: split not loaded")
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_dataset, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_dataset, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_dataset, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+
+def masked_loss(output: Tensor, target: Tensor, task_type: TaskType,
+                pos_weight: Tensor | None = None) -> Tensor:
+    """Mean loss over the labelled entries only (NaN targets are ignored).
+
+    Classification uses BCE on logits (optionally with per-task ``pos_weight``); regression uses MSE.
+    """
+    mask = ~torch.isnan(target)
+    if not mask.any():
+        return output.sum() * 0.0
+    filled = torch.where(mask, target, torch.zeros_like(target))
+    if task_type == "classification":
+        loss = nn.functional.binary_cross_entropy_with_logits(output, filled, reduction="none",
+                                                              pos_weight=pos_weight)
+    else:
+        loss = (output - filled) ** 2
+    return loss[mask].mean()
+
+
+class BaseTask(L.LightningModule):
+    """A multitask model trained with a masked loss, validated and tested with masked metrics.
+
+    Subclasses implement :meth:`configure_models` (build layers from ``self.data_info``) and
+    :meth:`forward` (batch dict -> raw outputs of shape ``(batch, num_tasks)``: logits for
+    classification, standardised values for regression).
+
+    Args:
+        lr: learning rate.
+        weight_decay: decoupled weight decay (AdamW) or L2 (SGD).
+        optimizer: ``adamw``, ``adam`` or ``sgd``.
+        scheduler: ``none``, ``cosine`` (to zero over ``max_epochs``) or ``plateau`` (on the
+            monitored validation metric).
+        class_weight: ``balanced`` weights each task's positives by its negative/positive ratio
+            in the training split (classification only).
+        data_info: filled by core from the datamodule; leave unset in configs.
+    """
+
+    def __init__(self, lr: float = 1e-3, weight_decay: float = 0.0,
+                 optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
+                 scheduler: Literal["none", "cosine", "plateau"] = "none",
+                 class_weight: Literal["none", "balanced"] = "none",
+                 data_info: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.data_info: dict[str, Any] = {}
+        if data_info is not None:
+            self.bind(data_info)
+
+    # -- hooks for subclasses ---------------------------------------------------------------
+    def configure_models(self) -> None:
+        """Build the network from ``self.data_info``."""
+        raise NotImplementedError
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:  # type: ignore[override]
+        raise NotImplementedError
+
+    # -- binding to the data ----------------------------------------------------------------
+    def bind(self, data_info: dict[str, Any]) -> None:
+        """Attach the datamodule's description, then build the network, loss and metrics."""
+        self.data_info = dict(data_info)
+        self.hparams["data_info"] = self.data_info
+        self.task_names: list[str] = list(self.data_info["task_names"])
+        self.task_type: TaskType = self.data_info["task_type"]
+        self.configure_models()
+        self.configure_losses()
+        self.configure_metrics()
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.task_names)
+
+    @property
+    def monitor(self) -> tuple[str, str]:
+        """(metric key, mode) that selects the best checkpoint, e.g. ``("val/auroc", "max")``."""
+        name, mode = PRIMARY[self.task_type]
+        return f"val/{name}", mode
+
+    def configure_losses(self) -> None:
+        pos_weight = None
+        if self.task_type == "classification" and self.hparams.class_weight == "balanced":
+            frac = torch.tensor(self.data_info.get("pos_fraction", [0.5] * self.num_tasks))
+            pos_weight = ((1 - frac) / frac.clamp_min(1e-3)).clamp(1.0, 100.0)
+        self.register_buffer("pos_weight", pos_weight, persistent=False)
+
+    def configure_metrics(self) -> None:
+        self.val_metrics = MultitaskMetrics(self.task_type, self.task_names)
+
+    # -- outputs ----------------------------------------------------------------------------
+    def postprocess(self, output: Tensor) -> Tensor:
+        """Raw outputs -> probabilities (classification) or values in the target's units."""
+        if self.task_type == "classification":
+            return torch.sigmoid(output)
+        mean = torch.as_tensor(self.data_info.get("target_mean", 0.0), device=output.device)
+        std = torch.as_tensor(self.data_info.get("target_std", 1.0), device=output.device)
+        return output * std + mean
+
+    def _scaled_target(self, target: Tensor) -> Tensor:
+        if self.task_type == "classification":
+            return target
+        mean = torch.as_tensor(self.data_info.get("target_mean", 0.0), device=target.device)
+        std = torch.as_tensor(self.data_info.get("target_std", 1.0), device=target.device)
+        return (target - mean) / std
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        return masked_loss(output, self._scaled_target(target), self.task_type, self.pos_weight)
+
+    # -- Lightning steps --------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss = self.loss(self(batch), batch[TARGET])
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(batch[TARGET]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        output = self(batch)
+        self.log("val/loss", self.loss(output, batch[TARGET]), on_epoch=True, prog_bar=False,
+                 batch_size=len(batch[TARGET]), sync_dist=True)
+        self.val_metrics.update(self.postprocess(output), batch[TARGET])
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        self.val_metrics.reset()
+        primary = PRIMARY[self.task_type][0]
+        logged = {f"val/{k}": (v if not math.isnan(v) else 0.0) for k, v in values.items()}
+        main = logged.pop(f"val/{primary}")
+        self.log_dict(logged, prog_bar=False)
+        self.log(f"val/{primary}", main, prog_bar=True)
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self.validation_step(batch, batch_idx)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int = 0, dataloader_idx: int = 0) -> Tensor:
+        return self.postprocess(self(batch))
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        if hp.optimizer == "sgd":
+            opt = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=0.9, weight_decay=hp.weight_decay)
+        elif hp.optimizer == "adam":
+            opt = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        else:
+            opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.scheduler == "cosine":
+            epochs = max(1, int(self.trainer.max_epochs or 1)) if self._trainer else 1
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        if hp.scheduler == "plateau":
+            key, mode = self.monitor
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=0.5, patience=3)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": key}}
+        return opt

@@ -1,0 +1,110 @@
+"""Plots written into a run directory (matplotlib, Agg backend, atomic PNG writes)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dltk.io import atomic_path  # noqa: E402
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(4, max(1, n))
+    return math.ceil(n / cols), cols
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return path
+
+
+def roc_curves(y_true: np.ndarray, y_prob: np.ndarray, task_names: list[str], path: Path,
+               title: str = "") -> Path:
+    """One ROC panel per task over its labelled samples, AUC and counts in each title."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    rows, cols = _grid(len(task_names))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat[len(task_names):]:
+        ax.axis("off")
+    for j, (task, ax) in enumerate(zip(task_names, axes.flat)):
+        mask = ~np.isnan(y_true[:, j])
+        t, p = y_true[mask, j], y_prob[mask, j]
+        ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--")
+        if len(np.unique(t)) == 2:
+            fpr, tpr, _ = roc_curve(t, p)
+            ax.plot(fpr, tpr, lw=1.5)
+            ax.set_title(f"{task}\nAUC {roc_auc_score(t, p):.3f} (n={mask.sum()}, pos={int(t.sum())})",
+                         fontsize=8)
+        else:
+            ax.set_title(f"{task}\n(one class only)", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("false positive rate", fontsize=7)
+        ax.set_ylabel("true positive rate", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def parity(y_true: np.ndarray, y_pred: np.ndarray, task_names: list[str], path: Path,
+           title: str = "") -> Path:
+    """Predicted vs measured per task, with RMSE in each title."""
+    rows, cols = _grid(len(task_names))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(task_names):]:
+        ax.axis("off")
+    for j, (task, ax) in enumerate(zip(task_names, axes.flat)):
+        mask = ~np.isnan(y_true[:, j])
+        t, p = y_true[mask, j], y_pred[mask, j]
+        lo, hi = float(min(t.min(), p.min())), float(max(t.max(), p.max()))
+        ax.plot([lo, hi], [lo, hi], color="0.7", lw=0.8, ls="--")
+        ax.scatter(t, p, s=6, alpha=0.6)
+        rmse = float(np.sqrt(np.mean((t - p) ** 2)))
+        ax.set_title(f"{task}\nRMSE {rmse:.3f} (n={mask.sum()})", fontsize=8)
+        ax.set_xlabel("measured", fontsize=7)
+        ax.set_ylabel("predicted", fontsize=7)
+        ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def learning_curves(metrics_csv: Path, path: Path, primary: str) -> Path | None:
+    """Training and validation loss, and the validation score, per epoch (from CSVLogger)."""
+    if not metrics_csv.is_file():
+        return None
+    df = pd.read_csv(metrics_csv)
+    if "epoch" not in df:
+        return None
+    per_epoch = df.groupby("epoch").mean(numeric_only=True)
+    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(9, 3.4))
+    for key, label in [("train/loss", "train"), ("val/loss", "validation")]:
+        if key in per_epoch:
+            series = per_epoch[key].dropna()
+            ax_loss.plot(series.index, series.values, marker=".", label=label)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend(fontsize=8)
+    if primary in per_epoch:
+        series = per_epoch[primary].dropna()
+        ax_score.plot(series.index, series.values, marker=".", color="C2")
+        best = series.idxmax() if "auroc" in primary or "r2" in primary else series.idxmin()
+        ax_score.axvline(best, color="0.6", ls=":", lw=1)
+        ax_score.set_title(f"best {primary} {series[best]:.3f} at epoch {best}", fontsize=9)
+    ax_score.set_xlabel("epoch")
+    ax_score.set_ylabel(primary)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,133 @@
+"""The plugin contract: what a plugin declares, read without importing its heavy code.
+
+A plugin is an ordinary Python package with an entry point in the group ``dltk.plugins`` that
+points at a :class:`PluginSpec` object in a *light* module (no torch, no domain libraries at import
+time)::
+
+    [project.entry-points."dltk.plugins"]
+    chem = "dltk_chem.spec:plugin"
+
+The spec names everything by string (``"package.module:Class"``) so that ``dltk plugins`` can list
+plugins, tasks and their health without importing torch or the plugin's dependencies. The classes
+themselves subclass :class:`dltk.base.BaseDataModule` and :class:`dltk.base.BaseTask`.
+
+Note: "plugin" here means a dltk domain pack. Lightning's own "plugins" (precision, checkpoint IO)
+are a different thing and are configured through ``--trainer.plugins`` as usual.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+ENTRY_POINT_GROUP = "dltk.plugins"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A package a plugin needs at run time.
+
+    Args:
+        module: the import name checked with :func:`importlib.util.find_spec` (never imported).
+        package: the name to ``pip install``.
+    """
+
+    module: str
+    package: str | None = None
+
+    @property
+    def pip_name(self) -> str:
+        return self.package or self.module
+
+    def is_installed(self) -> bool:
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):
+            return False
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published result to print and report beside ours.
+
+    Args:
+        name: the method, e.g. ``"DeepTox"``.
+        citation: where the numbers come from, e.g. ``"Mayr et al. 2016, Front. Environ. Sci. 3:80"``.
+        metric: the metric key these values are comparable to, e.g. ``"auroc"``.
+        values: per-task values, keyed by task name, and ``"mean"`` for the overall figure.
+    """
+
+    name: str
+    citation: str
+    metric: str
+    values: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A named preset: dataset + model + metrics + trainer defaults, as a YAML config.
+
+    Args:
+        name: lower_snake name used with ``--task``.
+        summary: one line for ``dltk plugins``.
+        config: path of the preset YAML inside the plugin package (e.g. ``"configs/tox21.yaml"``).
+            It holds ``data`` and ``model`` (``class_path`` + ``init_args``) and ``trainer`` settings.
+        references: published results to show beside ours.
+    """
+
+    name: str
+    summary: str
+    config: str
+    references: tuple[Reference, ...] = ()
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """Everything a plugin declares.
+
+    Args:
+        name: the plugin's name (``--plugin NAME``).
+        summary: one line.
+        package: the plugin's import package, e.g. ``"dltk_chem"``. Config ``class_path`` values
+            must come from this package or from ``dltk``.
+        tasks: the plugin's task presets; the first one is the default task.
+        datamodules: name -> ``"module:Class"`` of each :class:`~dltk.base.BaseDataModule`.
+        models: name -> ``"module:Class"`` of each :class:`~dltk.base.BaseTask`.
+        requires: packages needed at run time (checked, never imported, by ``dltk plugins``).
+        install_hint: how to install what ``requires`` lists.
+    """
+
+    name: str
+    summary: str
+    package: str
+    tasks: tuple[TaskSpec, ...]
+    datamodules: dict[str, str] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    requires: tuple[Requirement, ...] = ()
+    install_hint: str = ""
+
+    @property
+    def default_task(self) -> str:
+        return self.tasks[0].name
+
+    def task(self, name: str | None) -> TaskSpec:
+        """The task called ``name`` (the default task when None); a ConfigError lists the choices."""
+        from dltk.errors import ConfigError
+
+        if name is None:
+            return self.tasks[0]
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        choices = ", ".join(t.name for t in self.tasks)
+        raise ConfigError(f"plugin {self.name!r} has no task {name!r}; choose one of: {choices}")
+
+    def config_path(self, task: TaskSpec) -> Path:
+        """Filesystem path of a task's preset YAML inside the installed plugin package."""
+        return Path(str(resources.files(self.package).joinpath(task.config)))
+
+    def missing(self) -> list[Requirement]:
+        """Requirements that are not installed (found with find_spec, nothing imported)."""
+        return [req for req in self.requires if not req.is_installed()]

@@ -1,0 +1,423 @@
+"""``dltk train``, ``dltk test`` and ``dltk predict``: a preset + YAML + overrides -> a run directory.
+
+Training is built on :class:`lightning.pytorch.cli.LightningCLI` (jsonargparse): the task preset is
+the parser's default config file, ``--config`` files and dotted overrides are applied on top, and
+``--print-config`` prints the fully resolved config. Core adds the run directory, checkpointing on
+the task's validation metric, loggers, the final test on the best checkpoint and the artifacts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+import traceback
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from dltk import rundir
+from dltk.discovery import get_plugin
+from dltk.errors import ConfigError, DltkUserError
+from dltk.io import atomic_path, write_json, write_text
+from dltk.plugin import PluginSpec, TaskSpec
+
+RUN_DIR_ENV = "DLTK_RUN_DIR"
+
+
+# ------------------------------------------------------------------------------------------------
+# train
+# ------------------------------------------------------------------------------------------------
+def _train_preparser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dltk train", add_help=False)
+    p.add_argument("--plugin")
+    p.add_argument("--task")
+    p.add_argument("--config", "-c", action="append", default=[])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--run-dir")
+    p.add_argument("--print-config", "--print_config", nargs="?", const=True, default=None)
+    p.add_argument("-h", "--help", action="store_true")
+    return p
+
+
+def _from_configs(paths: Iterable[str], key: str) -> str | None:
+    value = None
+    for path in paths:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config file must be a YAML mapping")
+        value = data.get(key, value)
+    return value
+
+
+def _is_rank_zero() -> bool:
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+
+
+def _make_cli_class() -> type:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    class DltkCLI(LightningCLI):
+        """LightningCLI that binds the data to the model and owns the run directory."""
+
+        def __init__(self, *args: Any, plugin: PluginSpec, task: TaskSpec, run_dir: Path | None,
+                     **kwargs: Any) -> None:
+            self.dltk_plugin, self.dltk_task, self.dltk_run_dir = plugin, task, run_dir
+            self.checkpoint_callback: ModelCheckpoint | None = None
+            super().__init__(*args, **kwargs)
+
+        def add_arguments_to_parser(self, parser: Any) -> None:
+            parser.add_argument("--plugin", type=str, default=self.dltk_plugin.name,
+                                help="dltk plugin (recorded so that the saved config reproduces the run)")
+            parser.add_argument("--task", type=str, default=self.dltk_task.name, help="task preset")
+
+        def instantiate_trainer(self, **kwargs: Any) -> Any:
+            allowed = ("dltk", self.dltk_plugin.package)
+            for what, obj in (("data", self.datamodule), ("model", self.model)):
+                top = type(obj).__module__.split(".", 1)[0]
+                if top not in allowed:
+                    raise ConfigError(f"{what}.class_path {type(obj).__module__}.{type(obj).__name__} is "
+                                      f"not from dltk or plugin package {self.dltk_plugin.package!r}")
+            self.model.bind(self.datamodule.data_info())
+            run_dir = self.dltk_run_dir
+            assert run_dir is not None
+            if _is_rank_zero():
+                rundir.claim(run_dir)
+                os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
+            monitor, mode = self.model.monitor
+            self.checkpoint_callback = ModelCheckpoint(
+                dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
+                save_last=True, auto_insert_metric_name=False, enable_version_counter=False)
+            loggers = [CSVLogger(run_dir, name="logs", version=""),
+                       TensorBoardLogger(run_dir, name="tensorboard", version="", default_hp_metric=False)]
+            kwargs.update(logger=loggers, default_root_dir=str(run_dir))
+            extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
+            config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+            callbacks = list(config.get("callbacks") or [])
+            config["callbacks"] = callbacks + [self.checkpoint_callback]
+            return self._instantiate_trainer(config, extra)
+
+    return DltkCLI
+
+
+def _cli_error(exc: BaseException) -> ConfigError:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = " ".join(lines[:3]) if lines else type(exc).__name__
+    return ConfigError(f"config error: {text}")
+
+
+def train(argv: list[str]) -> Path | None:
+    """Run ``dltk train``; return the run directory (None for --help / --print-config)."""
+    ns, rest = _train_preparser().parse_known_args(argv)
+    plugin_name = ns.plugin or _from_configs(ns.config, "plugin")
+    if ns.help and not plugin_name:
+        print(TRAIN_HELP)
+        return None
+    if not plugin_name:
+        raise ConfigError("dltk train needs --plugin NAME (see `dltk plugins`)")
+    plugin = get_plugin(plugin_name)
+    task = plugin.task(ns.task or _from_configs(ns.config, "task"))
+    preset = plugin.config_path(task)
+
+    args: list[str] = []
+    for path in ns.config:
+        args += ["--config", path]
+    args += ["--plugin", plugin.name, "--task", task.name]
+    if ns.seed is not None:
+        args += ["--seed_everything", str(ns.seed)]
+    args += rest
+    if ns.help:
+        args.append("--help")
+    if ns.print_config is not None:
+        args.append("--print_config" if ns.print_config is True else f"--print_config={ns.print_config}")
+
+    inherited = os.environ.get(RUN_DIR_ENV) if not _is_rank_zero() else None
+    if inherited:
+        run_dir = Path(inherited)
+    elif ns.run_dir:
+        run_dir = Path(ns.run_dir)
+    else:
+        run_dir = rundir.default_run_dir(plugin.name, task.name)
+
+    _quiet_lightning()
+    from jsonargparse import ArgumentParser  # noqa: F401  (imported for its error type below)
+
+    cli_class = _make_cli_class()
+    try:
+        cli = cli_class(
+            model_class=_base("BaseTask"), datamodule_class=_base("BaseDataModule"),
+            subclass_mode_model=True, subclass_mode_data=True,
+            save_config_callback=None, seed_everything_default=0, run=False, args=args,
+            parser_kwargs={"default_config_files": [str(preset)], "exit_on_error": False,
+                           "prog": "dltk train"},
+            trainer_defaults={"accelerator": "auto", "devices": 1},
+            plugin=plugin, task=task, run_dir=run_dir,
+        )
+    except SystemExit as exc:  # --help / --print_config printed and exited
+        if exc.code in (0, None):
+            return None
+        raise ConfigError("invalid arguments (see the message above)") from exc
+    except DltkUserError:
+        raise
+    except (argparse.ArgumentError, TypeError, ValueError, KeyError) as exc:
+        raise _cli_error(exc) from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("jsonargparse"):
+            raise _cli_error(exc) from exc
+        raise
+
+    rank_zero = cli.trainer.global_rank == 0
+    seed = cli.config.get("seed_everything")
+    if rank_zero:
+        write_text(run_dir / "config.yaml", cli.parser.dump(cli.config, skip_none=False))
+        rundir.write_status(run_dir, "running", plugin=plugin.name, task=task.name, seed=seed,
+                            started=time.strftime("%Y-%m-%dT%H:%M:%S"), command=sys.argv)
+        print(f"dltk: run directory {run_dir}", flush=True)
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        if not rank_zero:
+            return run_dir
+        if cli.trainer.interrupted:
+            raise KeyboardInterrupt
+        write_json(run_dir / "environment.json",
+                   rundir.environment_record(seed, [r.pip_name for r in plugin.requires]))
+        best = cli.checkpoint_callback.best_model_path if cli.checkpoint_callback else ""
+        ckpt = Path(best) if best else run_dir / "checkpoints" / "last.ckpt"
+        metrics = finish_run(run_dir, plugin, task, cli.datamodule, cli.model, ckpt)
+    except BaseException as exc:
+        if rank_zero:
+            rundir.write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+                                traceback=traceback.format_exc(limit=20))
+        raise
+    rundir.write_status(run_dir, "completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        best_checkpoint=str(ckpt.relative_to(run_dir)),
+                        test_metric={k: metrics[k] for k in metrics if k.count("/") == 1})
+    print(f"dltk: run completed: {run_dir}")
+    return run_dir
+
+
+def _base(name: str) -> type:
+    import dltk.base
+
+    return getattr(dltk.base, name)
+
+
+def _quiet_lightning() -> None:
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter.*")
+    warnings.filterwarnings("ignore", message=".*isinstance.*treespec.*")
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluation shared by train / test
+# ------------------------------------------------------------------------------------------------
+def _device() -> Any:
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run_inference(model: Any, loader: Any, *, with_targets: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Predictions (and targets) for every batch of ``loader``, in order, on one device."""
+    import torch
+
+    from dltk.base import TARGET
+
+    device = _device()
+    model = model.to(device).eval()
+    preds, targets = [], []
+    with torch.inference_mode():
+        for batch in loader:
+            batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+            preds.append(model.predict_step(batch).float().cpu())
+            if with_targets:
+                targets.append(batch[TARGET].float().cpu())
+    p = torch.cat(preds).numpy() if preds else np.zeros((0, model.num_tasks), np.float32)
+    t = (torch.cat(targets).numpy() if targets else np.zeros_like(p)) if with_targets else None
+    return p, t
+
+
+def evaluate(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: Any, model: Any,
+             write: bool = True) -> dict[str, float]:
+    """Test ``model`` on the datamodule's test split; write predictions, metrics and plots."""
+    import torch
+
+    from dltk import plots
+    from dltk.metrics import PRIMARY, compute_metrics
+
+    datamodule.setup("test")
+    preds, target = run_inference(model, datamodule.test_dataloader())
+    values = compute_metrics(torch.from_numpy(preds), torch.from_numpy(target), model.task_type,
+                             model.task_names)
+    metrics = {f"test/{k}": v for k, v in values.items()}
+    if write:
+        records = datamodule.test_records().reset_index(drop=True)
+        table = records.copy()
+        for j, name in enumerate(model.task_names):
+            table[f"true_{name}"] = target[:, j]
+            table[f"pred_{name}"] = preds[:, j]
+        with atomic_path(run_dir / "predictions" / "test.csv") as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+        write_json(run_dir / "metrics.json", metrics)
+        title = f"{plugin.name} / {task.name}: test"
+        if model.task_type == "classification":
+            plots.roc_curves(target, preds, model.task_names, run_dir / "plots" / "roc_curves.png", title)
+        else:
+            plots.parity(target, preds, model.task_names, run_dir / "plots" / "parity.png", title)
+        primary = f"val/{PRIMARY[model.task_type][0]}"
+        plots.learning_curves(run_dir / "logs" / "metrics.csv", run_dir / "plots" / "learning_curves.png",
+                              primary)
+    print_summary(metrics, model.task_names, model.task_type, task)
+    return metrics
+
+
+def finish_run(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: Any, model: Any,
+               ckpt: Path) -> dict[str, float]:
+    """Load the best checkpoint's weights (weights_only) into ``model`` and test it."""
+    from dltk.loading import load_checkpoint
+
+    state = load_checkpoint(ckpt)
+    model.load_state_dict(state["state_dict"])
+    print(f"dltk: testing best checkpoint {ckpt.name} (epoch {state.get('epoch')})")
+    return evaluate(run_dir, plugin, task, datamodule, model)
+
+
+def print_summary(metrics: dict[str, float], task_names: list[str], task_type: str, task: TaskSpec) -> None:
+    """Per-task test table with published references beside ours."""
+    from dltk.metrics import PRIMARY
+
+    primary = PRIMARY[task_type][0]
+    refs = [r for r in task.references if r.metric == primary]
+    headers = ["task", f"test {primary}"] + [r.name for r in refs]
+    rows = []
+    for name in task_names + ["mean"]:
+        key = f"test/{primary}" if name == "mean" else f"test/{primary}/{name}"
+        value = metrics.get(key, math.nan)
+        row = [name, "n/a" if math.isnan(value) else f"{value:.3f}"]
+        for ref in refs:
+            rv = ref.values.get(name)
+            row.append("" if rv is None else f"{rv:.3f}")
+        rows.append(row)
+    widths = [max(len(str(r[i])) for r in rows + [headers]) for i in range(len(headers))]
+    line = "  ".join("-" * w for w in widths)
+    print()
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    print(line)
+    for i, row in enumerate(rows):
+        if i == len(rows) - 1:
+            print(line)
+        print("  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in
+                        enumerate(zip(row, widths))))
+    others = [k for k in metrics if k.count("/") == 1 and k != f"test/{primary}"]
+    if others:
+        print("other test metrics: " + ", ".join(f"{k}={metrics[k]:.3f}" for k in others))
+    for ref in refs:
+        print(f"{ref.name}: {ref.citation}")
+    print()
+
+
+# ------------------------------------------------------------------------------------------------
+# test / predict on an existing run
+# ------------------------------------------------------------------------------------------------
+def _open_run(run: str) -> tuple[Path, dict[str, Any], PluginSpec, TaskSpec]:
+    from dltk.loading import read_run_config
+
+    run_dir = Path(run)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run directory not found: {run}")
+    config = read_run_config(run_dir)
+    plugin = get_plugin(str(config.get("plugin")))
+    task = plugin.task(config.get("task"))
+    return run_dir, config, plugin, task
+
+
+def _load_run_model(run_dir: Path, config: dict[str, Any], plugin: PluginSpec, which: str) -> Any:
+    from dltk.loading import allowed_packages, build_model, checkpoint_path, load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint_path(run_dir, which))
+    return build_model(config, ckpt, allowed_packages(plugin.package))
+
+
+def test(run: str, which: str = "best") -> dict[str, float]:
+    """Re-evaluate a finished run's checkpoint on its test split (nothing in the run is changed)."""
+    from dltk.loading import allowed_packages, build_datamodule
+
+    run_dir, config, plugin, task = _open_run(run)
+    _quiet_lightning()
+    model = _load_run_model(run_dir, config, plugin, which)
+    datamodule = build_datamodule(config, allowed_packages(plugin.package))
+    return evaluate(run_dir, plugin, task, datamodule, model, write=False)
+
+
+def predict(run: str, input_path: str, output_path: str, which: str = "best", **kwargs: Any) -> dict[str, int]:
+    """Predict every row of ``input_path`` with the run's model; stream results into ``output_path``."""
+    from dltk.loading import allowed_packages, build_datamodule
+
+    run_dir, config, plugin, task = _open_run(run)
+    if not Path(input_path).is_file():
+        raise ConfigError(f"input file not found: {input_path}")
+    model = _load_run_model(run_dir, config, plugin, which)
+    datamodule = build_datamodule(config, allowed_packages(plugin.package))
+    counts = {"rows": 0, "predicted": 0, "errors": 0}
+    out = Path(output_path)
+    with atomic_path(out) as tmp:
+        header = True
+        for records, loader in datamodule.predict_chunks(input_path, data_info=model.data_info, **kwargs):
+            records = records.reset_index(drop=True)
+            ok = records["error"].fillna("").eq("").to_numpy()
+            table = records.copy()
+            if loader is not None and ok.any():
+                preds, _ = run_inference(model, loader, with_targets=False)
+                for j, name in enumerate(model.task_names):
+                    col = np.full(len(records), np.nan, dtype=np.float32)
+                    col[ok] = preds[:, j]
+                    table[name] = col
+            else:
+                for name in model.task_names:
+                    table[name] = np.nan
+            table.to_csv(tmp, mode="a", header=header, index=False, float_format="%.6g")
+            header = False
+            counts["rows"] += len(records)
+            counts["predicted"] += int(ok.sum())
+            counts["errors"] += int((~ok).sum())
+    print(f"dltk predict: {counts['rows']} rows, {counts['predicted']} predicted, "
+          f"{counts['errors']} with errors (see the 'error' column) -> {out}")
+    return counts
+
+
+TRAIN_HELP = """usage: dltk train --plugin NAME [--task NAME] [--config FILE.yaml] [--seed N] [--run-dir DIR]
+                  [--print-config] [dotted overrides ...]
+
+Train a plugin's task preset, keep the best checkpoint on validation, test it, write a run directory.
+
+  --plugin NAME       plugin to use (see `dltk plugins`)
+  --task NAME         task preset (default: the plugin's first task)
+  --config FILE       YAML config applied on top of the preset (repeatable); a run's config.yaml
+                      reproduces that run
+  --seed N            global seed (default 0)
+  --run-dir DIR       where to write the run (default runs/<plugin>-<task>-<timestamp>)
+  --print-config      print the fully resolved config and exit
+  overrides           e.g. --trainer.max_epochs 5 --model.hidden_dim 1024 --data.batch_size 256
+
+`dltk train --plugin NAME --help` lists every option of that plugin's task.
+"""

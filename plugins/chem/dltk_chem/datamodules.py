@@ -1,0 +1,225 @@
+"""Chem datamodules: SMILES tables -> ECFP features -> train/val/test splits.
+
+Every datamodule here featurizes with :class:`dltk_chem.featurize.ECFP` (RDKit Morgan generator,
+parallel, cached on disk keyed by the SMILES content and the featurizer settings), drops structures
+RDKit cannot parse (counted in the log), and hands the model a batch ``{"x": uint8 fingerprint,
+"y": float labels with NaN = missing}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from torch.utils.data import DataLoader
+
+from dltk.base import INPUT, TARGET, BaseDataModule, TensorDictDataset
+from dltk.data.splits import group_split, random_split
+from dltk.errors import DataError
+from dltk_chem import datasets
+from dltk_chem.featurize import ECFP, featurize, featurize_cached
+
+log = logging.getLogger("dltk.chem")
+
+
+class MoleculeDataModule(BaseDataModule):
+    """Shared behaviour of the chem datamodules (subclasses implement :meth:`load_tables`).
+
+    Args:
+        radius: Morgan radius (2 = ECFP4).
+        n_bits: fingerprint length.
+        counts: count fingerprint (clipped at 255) instead of bits.
+        batch_size: samples per batch.
+        num_workers: DataLoader workers.
+        split_seed: seed of the data split.
+        n_jobs: featurization processes (default: all cores, up to 8).
+    """
+
+    def __init__(self, radius: int = 2, n_bits: int = 2048, counts: bool = False, batch_size: int = 128,
+                 num_workers: int = 0, split_seed: int = 0, n_jobs: int | None = None) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
+        self.featurizer = ECFP(radius=radius, n_bits=n_bits, counts=counts)
+        self.n_jobs = n_jobs
+        self._pos_fraction: list[float] = []
+        self._target_stats: tuple[list[float], list[float]] | None = None
+
+    def load_tables(self) -> tuple[datasets.MolTable, datasets.MolTable, datasets.MolTable]:
+        """Return the (train, validation, test) tables."""
+        raise NotImplementedError
+
+    # -- featurization ----------------------------------------------------------------------
+    def _featurize(self, table: datasets.MolTable, part: str) -> tuple[np.ndarray, datasets.MolTable]:
+        X, valid, hit = featurize_cached(self.featurizer, table.smiles, n_jobs=self.n_jobs)
+        dropped = int((~valid).sum())
+        if dropped:
+            bad = [table.ids[i] for i in np.flatnonzero(~valid)[:5]]
+            log.warning("%s: dropped %d of %d structures RDKit cannot parse (e.g. %s)", part, dropped,
+                        len(table), ", ".join(map(str, bad)))
+        if not valid.any():
+            raise DataError(table.source, f"no valid SMILES among {len(table)} rows ({part} split)")
+        log.info("%s: %d molecules featurized (%s)", part, int(valid.sum()), "cache hit" if hit else "computed")
+        self.dropped[part] = dropped
+        return X[valid], table.subset(valid)
+
+    def load(self) -> None:
+        train, val, test = self.load_tables()
+        self.dropped: dict[str, int] = {}
+        parts = {}
+        for part, table in (("train", train), ("val", val), ("test", test)):
+            X, kept = self._featurize(table, part)
+            parts[part] = (X, kept)
+        self.task_names = list(train.tasks)
+        y_train = parts["train"][1].y
+        self.task_type = self.resolve_task_type(y_train)
+        self.train_dataset, self.val_dataset, self.test_dataset = (
+            TensorDictDataset(**{INPUT: X, TARGET: t.y}) for X, t in parts.values())
+        test_table = parts["test"][1]
+        self._test_records = pd.DataFrame({"id": test_table.ids, "smiles": test_table.smiles})
+        labelled = ~np.isnan(y_train)
+        if self.task_type == "classification":
+            pos = np.where(labelled, y_train, 0).sum(0)
+            self._pos_fraction = (pos / np.maximum(labelled.sum(0), 1)).round(6).tolist()
+        else:
+            mean = np.nanmean(y_train, axis=0)
+            std = np.nanstd(y_train, axis=0)
+            self._target_stats = (mean.round(6).tolist(), np.where(std > 0, std, 1.0).round(6).tolist())
+        sizes = {p: len(t) for p, (_, t) in parts.items()}
+        log.info("splits: %s; %d tasks (%s)", sizes, len(self.task_names), self.task_type)
+
+    def resolve_task_type(self, y: np.ndarray) -> Literal["classification", "regression"]:
+        return datasets.infer_task_type(y)
+
+    def extra_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"in_features": self.featurizer.n_features,
+                                "featurizer": {"name": "ecfp", **self.featurizer.settings()}}
+        if self.task_type == "classification":
+            info["pos_fraction"] = self._pos_fraction
+        elif self._target_stats is not None:
+            info["target_mean"], info["target_std"] = self._target_stats
+        return info
+
+    # -- prediction on new files ------------------------------------------------------------
+    def predict_chunks(self, path: str, data_info: dict[str, Any] | None = None,
+                       smiles_column: str | None = None, chunk_size: int = 10_000,
+                       **kwargs: Any) -> Iterator[tuple[pd.DataFrame, DataLoader | None]]:
+        """Stream a CSV (with a ``smiles`` column) or ``.smi`` file; invalid rows keep an error."""
+        for chunk in datasets.read_smiles_file(path, smiles_column=smiles_column, chunk_size=chunk_size):
+            lines = [c[0] for c in chunk]
+            smiles = [c[1] for c in chunk]
+            ids = [c[2] for c in chunk]
+            X, valid = featurize(self.featurizer, smiles, n_jobs=self.n_jobs, progress=False)
+            errors = np.where(valid, "", "invalid SMILES (RDKit cannot parse)")
+            errors = np.where(np.array([s.strip() == "" for s in smiles]), "empty SMILES", errors)
+            records = pd.DataFrame({"line": lines, "id": ids, "smiles": smiles, "error": errors})
+            loader = None
+            if valid.any():
+                n_tasks = len((data_info or {}).get("task_names", self.task_names)) or 1
+                y = np.full((int(valid.sum()), n_tasks), np.nan, dtype=np.float32)
+                loader = DataLoader(TensorDictDataset(**{INPUT: X[valid], TARGET: y}),
+                                    batch_size=max(self.batch_size, 1024), shuffle=False)
+            yield records, loader
+
+
+class Tox21ChallengeDataModule(MoleculeDataModule):
+    """The original Tox21 Data Challenge 2014 (NCATS files), DeepTox protocol.
+
+    Train on training (11,764 records) + leaderboard (296); validation is ``val_fraction`` of those
+    records, **grouped by canonical structure without stereochemistry** so that no structure (and
+    no stereoisomer, which has the same fingerprint) is in both: the same structure appears under
+    several sample ids. Test on the 647-compound final set.
+
+    Args:
+        val_fraction: fraction of train+leaderboard records held out for validation.
+        **kwargs: see :class:`MoleculeDataModule`.
+    """
+
+    def __init__(self, val_fraction: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.val_fraction = val_fraction
+
+    def load_tables(self) -> tuple[datasets.MolTable, datasets.MolTable, datasets.MolTable]:
+        sets = datasets.load_tox21_challenge()
+        train, board = sets["train"], sets["leaderboard"]
+        pool = datasets.MolTable(train.smiles + board.smiles, train.ids + board.ids,
+                                 np.concatenate([train.y, board.y]), list(train.tasks), "tox21 train+leaderboard")
+        groups = [datasets.canonical_smiles(s, isomeric=False) or f"invalid:{i}" for i, s in enumerate(pool.smiles)]
+        tr, va = group_split(groups, (1 - self.val_fraction, self.val_fraction), seed=self.split_seed)
+        return pool.subset(np.sort(tr)), pool.subset(np.sort(va)), sets["final"]
+
+
+class MoleculeNetTox21DataModule(MoleculeDataModule):
+    """MoleculeNet's Tox21 csv (duplicates merged by canonical SMILES, conflicting labels dropped).
+
+    Args:
+        split: ``random`` or ``scaffold`` (Bemis-Murcko, balanced as in chemprop), 80/10/10, seeded.
+        **kwargs: see :class:`MoleculeDataModule`.
+    """
+
+    def __init__(self, split: Literal["random", "scaffold"] = "random", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.split = split
+
+    def full_table(self) -> datasets.MolTable:
+        table, report = datasets.load_tox21_moleculenet()
+        log.info("MoleculeNet Tox21: %s", report)
+        return table
+
+    def load_tables(self) -> tuple[datasets.MolTable, datasets.MolTable, datasets.MolTable]:
+        table = self.full_table()
+        if self.split == "scaffold":
+            parts = datasets.scaffold_split(table.smiles, (0.8, 0.1, 0.1), seed=self.split_seed)
+        else:
+            parts = random_split(len(table), (0.8, 0.1, 0.1), seed=self.split_seed)
+        return tuple(table.subset(np.sort(p)) for p in parts)  # type: ignore[return-value]
+
+
+class ESOLDataModule(MoleculeNetTox21DataModule):
+    """ESOL (Delaney) aqueous solubility, log mol/L; regression."""
+
+    def full_table(self) -> datasets.MolTable:
+        return datasets.load_esol()
+
+
+class SmilesCsvDataModule(MoleculeNetTox21DataModule):
+    """Any CSV with a SMILES column and one or more label columns (blank = missing).
+
+    Args:
+        path: the CSV file.
+        smiles_column: name of the SMILES column.
+        target_columns: label columns, comma-separated or a list (default: every other numeric column).
+        id_column: optional identifier column.
+        task_type: ``auto`` (classification when every label is 0/1), ``classification`` or
+            ``regression``.
+        **kwargs: see :class:`MoleculeNetTox21DataModule` (``split``) and :class:`MoleculeDataModule`.
+    """
+
+    def __init__(self, path: str = "", smiles_column: str = "smiles",
+                 target_columns: list[str] | str | None = None, id_column: str | None = None,
+                 task_type: Literal["auto", "classification", "regression"] = "auto", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = path
+        self.smiles_column = smiles_column
+        if isinstance(target_columns, str):
+            target_columns = [c.strip() for c in target_columns.split(",") if c.strip()]
+        self.target_columns = target_columns
+        self.id_column = id_column
+        self.requested_task_type = task_type
+
+    def full_table(self) -> datasets.MolTable:
+        if not self.path:
+            raise DataError(None, "the csv task needs --data.path FILE.csv")
+        return datasets.load_smiles_csv(self.path, self.smiles_column, self.target_columns, self.id_column)
+
+    def resolve_task_type(self, y: np.ndarray) -> Literal["classification", "regression"]:
+        if self.requested_task_type == "auto":
+            return datasets.infer_task_type(y)
+        if self.requested_task_type == "classification":
+            bad = ~np.isnan(y) & (y != 0) & (y != 1)
+            if bad.any():
+                row, col = np.argwhere(bad)[0]
+                raise DataError(self.path, f"classification labels must be 0 or 1, got {y[row, col]:g}",
+                                field=self.target_columns[col] if self.target_columns else None)
+        return self.requested_task_type

@@ -1,0 +1,59 @@
+"""Chem models."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import Tensor, nn
+
+from dltk.base import INPUT, BaseTask
+
+
+class FingerprintMLP(BaseTask):
+    """DeepTox-style multitask feed-forward network on fingerprints, one output per task.
+
+    Args:
+        hidden_dim: width of each hidden layer.
+        num_layers: number of hidden layers.
+        dropout: dropout after each hidden layer.
+        input_dropout: dropout on the input fingerprint.
+        activation: ``relu`` (with batch norm when ``batch_norm``) or ``selu`` (self-normalising:
+            LeCun-normal init and alpha dropout, no batch norm; Klambauer et al. 2017).
+        batch_norm: batch normalisation before the activation (``relu`` only).
+        **kwargs: optimiser settings, see :class:`dltk.base.BaseTask`.
+    """
+
+    def __init__(self, hidden_dim: int = 2048, num_layers: int = 2, dropout: float = 0.5,
+                 input_dropout: float = 0.2, activation: Literal["relu", "selu"] = "relu",
+                 batch_norm: bool = True, lr: float = 1e-3, weight_decay: float = 1e-5,
+                 optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
+                 scheduler: Literal["none", "cosine", "plateau"] = "none",
+                 class_weight: Literal["none", "balanced"] = "none",
+                 data_info: dict | None = None) -> None:
+        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
+                         class_weight=class_weight, data_info=data_info)
+
+    def configure_models(self) -> None:
+        hp = self.hparams
+        selu = hp.activation == "selu"
+        drop = nn.AlphaDropout if selu else nn.Dropout
+        layers: list[nn.Module] = [drop(hp.input_dropout)] if hp.input_dropout > 0 else []
+        width = int(self.data_info["in_features"])
+        for _ in range(hp.num_layers):
+            layers.append(nn.Linear(width, hp.hidden_dim))
+            if not selu and hp.batch_norm:
+                layers.append(nn.BatchNorm1d(hp.hidden_dim))
+            layers.append(nn.SELU() if selu else nn.ReLU())
+            if hp.dropout > 0:
+                layers.append(drop(hp.dropout))
+            width = hp.hidden_dim
+        layers.append(nn.Linear(width, self.num_tasks))
+        self.net = nn.Sequential(*layers)
+        if selu:
+            for module in self.net:
+                if isinstance(module, nn.Linear):
+                    nn.init.kaiming_normal_(module.weight, nonlinearity="linear")
+                    nn.init.zeros_(module.bias)
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:  # type: ignore[override]
+        return self.net(batch[INPUT].float())
