@@ -62,6 +62,47 @@ def _from_configs(paths: Iterable[str], key: str) -> str | None:
     return value
 
 
+ALLOWED_THIRD_PARTY = ("lightning", "torch", "torchmetrics")
+"""Besides dltk and the active plugin, configs may name classes from these (callbacks, optimisers)."""
+
+
+def _class_paths(obj: Any) -> Iterable[str]:
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key == "class_path" and isinstance(value, str):
+                yield value
+            else:
+                yield from _class_paths(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from _class_paths(value)
+
+
+def check_class_paths(config_files: Iterable[str], overrides: list[str], plugin: PluginSpec) -> None:
+    """Refuse, before anything is imported, a class_path outside dltk, the plugin and Lightning."""
+    allowed = ("dltk", plugin.package, *ALLOWED_THIRD_PARTY)
+    found: list[tuple[str, str]] = []
+    for path in config_files:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        found += [(path, cp) for cp in _class_paths(data)]
+    for i, arg in enumerate(overrides):
+        key, eq, value = arg.partition("=")
+        if not eq and i + 1 < len(overrides):
+            value = overrides[i + 1]
+        if key.endswith(".class_path") or key in ("--model", "--data") or key.endswith("callbacks+"):
+            if value.strip().startswith("{") or value.strip().startswith("["):
+                try:
+                    found += [(key, cp) for cp in _class_paths(yaml.safe_load(value))]
+                except yaml.YAMLError:
+                    pass
+            elif "." in value:
+                found.append((key, value))
+    for origin, class_path in found:
+        if class_path.split(".", 1)[0] not in allowed:
+            raise ConfigError(f"{origin}: class_path {class_path!r} is not from dltk, plugin package "
+                              f"{plugin.package!r} or Lightning; refusing to import it")
+
+
 def _is_rank_zero() -> bool:
     return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
 
@@ -115,9 +156,51 @@ def _make_cli_class() -> type:
 
 
 def _cli_error(exc: BaseException) -> ConfigError:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    text = " ".join(lines[:3]) if lines else type(exc).__name__
-    return ConfigError(f"config error: {text}")
+    """Turn jsonargparse's chained errors into one line: the key at fault, the innermost reason,
+    and close matches for a misspelt option."""
+    import difflib
+    import inspect
+    import re
+
+    chain: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 20:
+        chain.append(" ".join(str(seen).split()))
+        seen = seen.__cause__ or seen.__context__
+    text = "\n".join(chain)
+    keys = list(dict.fromkeys(re.findall(r'Parser key "([^"]+)"', text)))
+    key = ".".join(keys) if keys else None
+    unknown = re.search(r"Option '([^']+)' is not accepted|Unrecognized arguments: (\S+)", text)
+    if unknown:
+        name = next(g for g in unknown.groups() if g)
+        hint = ""
+        cls_match = re.search(r"class_path '([^']+)'", text)
+        if cls_match:
+            module, _, cls_name = cls_match.group(1).rpartition(".")
+            cls = getattr(sys.modules.get(module), cls_name, None)
+            if cls is not None:
+                params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")]
+                for base in cls.__mro__[1:]:
+                    if base.__module__.startswith("dltk"):
+                        params += [p for p in inspect.signature(base.__init__).parameters
+                                   if p not in ("self", "kwargs", "args")]
+                close = difflib.get_close_matches(name.lstrip("-").split(".")[-1], sorted(set(params)), n=3)
+                hint = f"; did you mean: {', '.join(close)}?" if close else f"; valid keys: {', '.join(sorted(set(params)))}"
+        where = f"{key}." if key and not name.startswith("--") else ""
+        return ConfigError(f"unknown config key {where}{name.lstrip('-')}{hint}")
+    for message in reversed(chain):
+        for expected, got in re.findall(r"Expected a (.+?)\.? (?:Got value|Given value): (\S+)", message):
+            if "NoneType" in expected:
+                continue
+            expected = re.sub(r"<class '(\w+)'>", r"\1", expected).replace("typing.", "")
+            return ConfigError(f"config key {key}: expected {expected}, got {got.rstrip('.')!r}")
+    innermost = next((m for m in reversed(chain) if m and "Union subtypes" not in m), chain[-1])
+    for m in chain:
+        if "Expected a" in m or "Got value" in m or "invalid" in m.lower():
+            innermost = m
+            break
+    prefix = f"config key {key}: " if key and key not in innermost else ""
+    return ConfigError(f"{prefix}{innermost[:300]}")
 
 
 def train(argv: list[str]) -> Path | None:
@@ -133,6 +216,7 @@ def train(argv: list[str]) -> Path | None:
     task = plugin.task(ns.task or _from_configs(ns.config, "task"))
     preset = plugin.config_path(task)
 
+    check_class_paths([str(preset), *ns.config], rest, plugin)
     args: list[str] = []
     for path in ns.config:
         args += ["--config", path]

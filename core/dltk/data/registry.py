@@ -34,12 +34,15 @@ class RemoteFile:
         url: canonical download URL.
         sha256: full hex digest of the file's bytes.
         size: size in bytes, for progress and a quick sanity check (optional).
+        member: when the URL serves a zip archive, the name of the file inside it; ``sha256`` is
+            then the digest of that extracted member (what the mirror holds).
     """
 
     relpath: str
     url: str
     sha256: str
     size: int | None = None
+    member: str | None = None
 
 
 def data_dir() -> Path | None:
@@ -109,6 +112,8 @@ def _download(remote: RemoteFile, target: Path) -> Path:
             except OSError as exc:
                 raise DataError(remote.relpath, f"download from {remote.url} failed ({exc}); "
                                 "set DLTK_DATA_DIR to a local mirror") from exc
+        if remote.member is not None:
+            _extract_member(tmp, remote)
         digest = sha256_file(tmp)
         if digest != remote.sha256:
             raise ChecksumError(remote.url, f"sha256 mismatch after download: expected "
@@ -117,3 +122,19 @@ def _download(remote: RemoteFile, target: Path) -> Path:
         return target
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _extract_member(archive: Path, remote: RemoteFile) -> None:
+    """Replace the downloaded zip ``archive`` in place by its member ``remote.member``."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+            name = next((n for n in names if n == remote.member or n.endswith("/" + str(remote.member))), None)
+            if name is None:
+                raise DataError(remote.url, f"archive has no member {remote.member!r} (has: {', '.join(names[:5])})")
+            data = zf.read(name)
+    except zipfile.BadZipFile as exc:
+        raise DataError(remote.url, f"expected a zip archive holding {remote.member!r}: {exc}") from exc
+    archive.write_bytes(data)

@@ -65,10 +65,11 @@ def _train_file(assay: str) -> RemoteFile:
 
 FILES: dict[str, RemoteFile] = {
     **{f"tox21_train/{a}": _train_file(a) for a in TOX21_ASSAYS},
-    # NB: NCATS serves the two SDFs zipped; the registered bytes are the unzipped .sdf.
+    # NCATS serves the two SDFs zipped: `member` names the .sdf inside; sha256 is the unzipped file's.
     "tox21_leaderboard_sdf": RemoteFile(
         f"{_CHALLENGE}/tox21_10k_challenge_test.sdf", _NCATS.format("tox21_10k_challenge_testsdf"),
-        "98ef9e89a030962ec27c5b437d6daf415234a45479dc4c86c72006f9e3b9b4db", 718068),
+        "98ef9e89a030962ec27c5b437d6daf415234a45479dc4c86c72006f9e3b9b4db", 718068,
+        member="tox21_10k_challenge_test.sdf"),
     "tox21_leaderboard_smiles": RemoteFile(
         f"{_CHALLENGE}/tox21_10k_challenge_test.smiles",
         _NCATS.format("tox21_10k_challenge_testsmiles"),
@@ -82,7 +83,8 @@ FILES: dict[str, RemoteFile] = {
         "293438f8407c996a0212bedce86d7b9a278f5548df7e7b45ade2126c6dd2770d", 26641),
     "tox21_final_sdf": RemoteFile(
         f"{_CHALLENGE}/tox21_10k_challenge_score.sdf", _NCATS.format("tox21_10k_challenge_scoresdf"),
-        "0ee45ed2351c230bdced31e8bd5f706a89f592e3c082caefa9770d5a29f1c343", 1194586),
+        "0ee45ed2351c230bdced31e8bd5f706a89f592e3c082caefa9770d5a29f1c343", 1194586,
+        member="tox21_10k_challenge_score.sdf"),
     "moleculenet_tox21": RemoteFile(
         "chem/moleculenet/tox21.csv.gz", _DEEPCHEM.format("tox21.csv.gz"),
         "48b34e4e59a2bae6f95734cd206c1869ab355f50a5e50bb7371a21f861d5e297", 125310),
