@@ -65,7 +65,12 @@ def build_model(config: dict[str, Any], ckpt: dict[str, Any], allowed: tuple[str
     """Instantiate the model class named in ``config`` from the checkpoint's hyper-parameters."""
     model_cfg = config.get("model") or {}
     cls = import_class(model_cfg["class_path"], allowed)
+    import inspect
+
     hparams = dict(ckpt.get("hyper_parameters") or {})
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        hparams = {k: v for k, v in hparams.items() if k in params}  # drops e.g. LightningCLI's _class_path
     if not hparams.get("data_info"):
         raise ConfigError("checkpoint has no data_info: it was not written by dltk train")
     model = cls(**hparams)

@@ -288,7 +288,7 @@ def train(argv: list[str]) -> Path | None:
                                 traceback=traceback.format_exc(limit=20))
         raise
     rundir.write_status(run_dir, "completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                        best_checkpoint=str(ckpt.relative_to(run_dir)),
+                        best_checkpoint=str(ckpt.resolve().relative_to(run_dir.resolve())),
                         test_metric={k: metrics[k] for k in metrics if k.count("/") == 1})
     print(f"dltk: run completed: {run_dir}")
     return run_dir

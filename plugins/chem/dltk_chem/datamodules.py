@@ -1,9 +1,16 @@
-"""Chem datamodules: SMILES tables -> ECFP features -> train/val/test splits.
+"""Chem datamodules: SMILES tables -> molecular features -> train/val/test splits.
 
-Every datamodule here featurizes with :class:`dltk_chem.featurize.ECFP` (RDKit Morgan generator,
-parallel, cached on disk keyed by the SMILES content and the featurizer settings), drops structures
-RDKit cannot parse (counted in the log), and hands the model a batch ``{"x": uint8 fingerprint,
-"y": float labels with NaN = missing}``.
+Features are chosen with ``features``, a ``+``-separated list of
+
+- ``ecfp``: Morgan/ECFP fingerprint (:class:`~dltk_chem.featurize.ECFP`; bits, or log1p counts
+  with ``counts: true``),
+- ``maccs``: the 167 MACCS keys,
+- ``rdkit2d``: RDKit's ~210 2D descriptors, imputed and robustly scaled with statistics fitted on
+  the training split only (saved with the model, reused by ``dltk predict``).
+
+Each block is computed in parallel and cached on disk (keyed by the SMILES content and the
+featurizer settings). Structures RDKit cannot parse are dropped and counted in the log. Batches are
+``{"x": float32 features, "y": float labels with NaN = missing}``.
 """
 
 from __future__ import annotations
@@ -18,30 +25,45 @@ from torch.utils.data import DataLoader
 
 from dltk.base import INPUT, TARGET, BaseDataModule, TensorDictDataset
 from dltk.data.splits import group_split, random_split
-from dltk.errors import DataError
+from dltk.errors import ConfigError, DataError
 from dltk_chem import datasets
-from dltk_chem.featurize import ECFP, featurize, featurize_cached
+from dltk_chem.featurize import ECFP, MACCS, DescriptorScaler, RDKitDescriptors, featurize, featurize_cached
 
 log = logging.getLogger("dltk.chem")
+
+FEATURES = ("ecfp", "maccs", "rdkit2d")
 
 
 class MoleculeDataModule(BaseDataModule):
     """Shared behaviour of the chem datamodules (subclasses implement :meth:`load_tables`).
 
     Args:
+        features: ``+``-separated feature blocks from ``ecfp``, ``maccs``, ``rdkit2d``.
         radius: Morgan radius (2 = ECFP4).
         n_bits: fingerprint length.
-        counts: count fingerprint (clipped at 255) instead of bits.
+        counts: ECFP as log1p of atom-environment counts (clipped at 255) instead of bits.
         batch_size: samples per batch.
         num_workers: DataLoader workers.
         split_seed: seed of the data split.
         n_jobs: featurization processes (default: all cores, up to 8).
     """
 
-    def __init__(self, radius: int = 2, n_bits: int = 2048, counts: bool = False, batch_size: int = 128,
-                 num_workers: int = 0, split_seed: int = 0, n_jobs: int | None = None) -> None:
+    def __init__(self, features: str = "ecfp", radius: int = 2, n_bits: int = 2048, counts: bool = False,
+                 batch_size: int = 128, num_workers: int = 0, split_seed: int = 0,
+                 n_jobs: int | None = None) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
+        names = [f.strip() for f in features.split("+") if f.strip()]
+        unknown = [f for f in names if f not in FEATURES]
+        if unknown or not names:
+            raise ConfigError(f"data.features: unknown feature block(s) {unknown or [features]}; "
+                              f"choose from {', '.join(FEATURES)} joined by '+'")
+        self.features = "+".join(names)
         self.featurizer = ECFP(radius=radius, n_bits=n_bits, counts=counts)
+        self.blocks: dict[str, Any] = {"ecfp": self.featurizer, "maccs": MACCS(), "rdkit2d": None}
+        self.blocks = {name: self.blocks[name] for name in names}
+        if "rdkit2d" in self.blocks:
+            self.blocks["rdkit2d"] = RDKitDescriptors()
+        self.scaler: DescriptorScaler | None = None
         self.n_jobs = n_jobs
         self._pos_fraction: list[float] = []
         self._target_stats: tuple[list[float], list[float]] | None = None
@@ -51,8 +73,40 @@ class MoleculeDataModule(BaseDataModule):
         raise NotImplementedError
 
     # -- featurization ----------------------------------------------------------------------
-    def _featurize(self, table: datasets.MolTable, part: str) -> tuple[np.ndarray, datasets.MolTable]:
-        X, valid, hit = featurize_cached(self.featurizer, table.smiles, n_jobs=self.n_jobs)
+    @property
+    def n_features(self) -> int:
+        return sum(f.n_features for f in self.blocks.values())
+
+    def _raw_blocks(self, smiles: list[str], cached: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        raw: dict[str, np.ndarray] = {}
+        valid = np.ones(len(smiles), dtype=bool)
+        for name, featurizer in self.blocks.items():
+            if cached:
+                X, ok, _ = featurize_cached(featurizer, smiles, n_jobs=self.n_jobs)
+            else:
+                X, ok = featurize(featurizer, smiles, n_jobs=self.n_jobs, progress=False)
+            raw[name] = X
+            valid &= ok
+        return raw, valid
+
+    def _assemble(self, raw: dict[str, np.ndarray], part: str) -> np.ndarray:
+        """Concatenate the blocks as float32; ECFP counts as log1p; descriptors scaled."""
+        columns = []
+        for name, X in raw.items():
+            if name == "ecfp" and self.featurizer.counts:
+                columns.append(np.log1p(X.astype(np.float32)))
+            elif name == "rdkit2d":
+                assert self.scaler is not None
+                scaled, imputed = self.scaler.transform(X)
+                if imputed:
+                    log.info("%s: imputed %d NaN/inf descriptor values with training medians", part, imputed)
+                columns.append(scaled)
+            else:
+                columns.append(X.astype(np.float32))
+        return np.concatenate(columns, axis=1) if len(columns) > 1 else columns[0]
+
+    def _featurize(self, table: datasets.MolTable, part: str) -> tuple[dict[str, np.ndarray], datasets.MolTable]:
+        raw, valid = self._raw_blocks(table.smiles)
         dropped = int((~valid).sum())
         if dropped:
             bad = [table.ids[i] for i in np.flatnonzero(~valid)[:5]]
@@ -60,17 +114,20 @@ class MoleculeDataModule(BaseDataModule):
                         len(table), ", ".join(map(str, bad)))
         if not valid.any():
             raise DataError(table.source, f"no valid SMILES among {len(table)} rows ({part} split)")
-        log.info("%s: %d molecules featurized (%s)", part, int(valid.sum()), "cache hit" if hit else "computed")
         self.dropped[part] = dropped
-        return X[valid], table.subset(valid)
+        return {k: v[valid] for k, v in raw.items()}, table.subset(valid)
 
     def load(self) -> None:
         train, val, test = self.load_tables()
         self.dropped: dict[str, int] = {}
-        parts = {}
+        raw = {}
         for part, table in (("train", train), ("val", val), ("test", test)):
-            X, kept = self._featurize(table, part)
-            parts[part] = (X, kept)
+            raw[part] = self._featurize(table, part)
+        if "rdkit2d" in self.blocks:
+            self.scaler = DescriptorScaler.fit(raw["train"][0]["rdkit2d"])
+        parts = {part: (self._assemble(blocks, part), kept) for part, (blocks, kept) in raw.items()}
+        log.info("features: %s, %d dimensions; dropped unparsable: %s", self.features, self.n_features,
+                 self.dropped)
         self.task_names = list(train.tasks)
         y_train = parts["train"][1].y
         self.task_type = self.resolve_task_type(y_train)
@@ -93,8 +150,10 @@ class MoleculeDataModule(BaseDataModule):
         return datasets.infer_task_type(y)
 
     def extra_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"in_features": self.featurizer.n_features,
-                                "featurizer": {"name": "ecfp", **self.featurizer.settings()}}
+        info: dict[str, Any] = {"in_features": self.n_features, "features": self.features,
+                                "ecfp": self.featurizer.settings()}
+        if self.scaler is not None:
+            info["descriptor_scaler"] = self.scaler.state()
         if self.task_type == "classification":
             info["pos_fraction"] = self._pos_fraction
         elif self._target_stats is not None:
@@ -110,7 +169,11 @@ class MoleculeDataModule(BaseDataModule):
             lines = [c[0] for c in chunk]
             smiles = [c[1] for c in chunk]
             ids = [c[2] for c in chunk]
-            X, valid = featurize(self.featurizer, smiles, n_jobs=self.n_jobs, progress=False)
+            if self.scaler is None and data_info and "descriptor_scaler" in data_info:
+                st = data_info["descriptor_scaler"]
+                self.scaler = DescriptorScaler(st["median"], st["scale"], st["clip"])
+            raw, valid = self._raw_blocks(smiles, cached=False)
+            X = self._assemble({k: v[valid] for k, v in raw.items()}, "predict")
             errors = np.where(valid, "", "invalid SMILES (RDKit cannot parse)")
             errors = np.where(np.array([s.strip() == "" for s in smiles]), "empty SMILES", errors)
             records = pd.DataFrame({"line": lines, "id": ids, "smiles": smiles, "error": errors})
@@ -118,7 +181,7 @@ class MoleculeDataModule(BaseDataModule):
             if valid.any():
                 n_tasks = len((data_info or {}).get("task_names", self.task_names)) or 1
                 y = np.full((int(valid.sum()), n_tasks), np.nan, dtype=np.float32)
-                loader = DataLoader(TensorDictDataset(**{INPUT: X[valid], TARGET: y}),
+                loader = DataLoader(TensorDictDataset(**{INPUT: X, TARGET: y}),
                                     batch_size=max(self.batch_size, 1024), shuffle=False)
             yield records, loader
 

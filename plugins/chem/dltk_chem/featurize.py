@@ -112,6 +112,115 @@ class ECFP:
         return X, valid
 
 
+class MACCS:
+    """The 167 MACCS structural keys (RDKit ``MACCSkeys``), uint8 0/1."""
+
+    n_features = 167
+    dtype = np.uint8
+
+    def settings(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        return "MACCS()"
+
+    def transform(self, smiles: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        from rdkit import DataStructs
+        from rdkit.Chem import MACCSkeys
+
+        X = np.zeros((len(smiles), self.n_features), dtype=np.uint8)
+        valid = np.zeros(len(smiles), dtype=bool)
+        with BlockLogs():
+            for i, smi in enumerate(smiles):
+                mol = Chem.MolFromSmiles(smi) if smi else None
+                if mol is None or mol.GetNumAtoms() == 0:
+                    continue
+                DataStructs.ConvertToNumpyArray(MACCSkeys.GenMACCSKeys(mol), X[i])
+                valid[i] = True
+        return X, valid
+
+
+class RDKitDescriptors:
+    """RDKit's 2D descriptors (``Descriptors._descList``: MolWt, LogP, TPSA, counts, ...), float32.
+
+    A descriptor RDKit cannot compute for a molecule, or that comes out NaN/inf, is NaN here;
+    callers impute it (see :class:`DescriptorScaler`). Values are raw, not normalised.
+    """
+
+    dtype = np.float32
+
+    def __init__(self) -> None:
+        from rdkit.Chem import Descriptors
+
+        self.names = [name for name, _ in Descriptors._descList]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.names)
+
+    def settings(self) -> dict[str, Any]:
+        return {"names": hashlib.sha256(",".join(self.names).encode()).hexdigest()[:16], "n": len(self.names)}
+
+    def __repr__(self) -> str:
+        return f"RDKitDescriptors(n={self.n_features})"
+
+    def transform(self, smiles: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        from rdkit.Chem import Descriptors
+
+        functions = dict(Descriptors._descList)
+        X = np.full((len(smiles), self.n_features), np.nan, dtype=np.float32)
+        valid = np.zeros(len(smiles), dtype=bool)
+        with BlockLogs(), np.errstate(all="ignore"):
+            for i, smi in enumerate(smiles):
+                mol = Chem.MolFromSmiles(smi) if smi else None
+                if mol is None or mol.GetNumAtoms() == 0:
+                    continue
+                row = np.empty(self.n_features, dtype=np.float64)
+                for j, name in enumerate(self.names):
+                    try:
+                        row[j] = float(functions[name](mol))
+                    except Exception:  # RDKit raises assorted errors on odd molecules
+                        row[j] = np.nan
+                row[~np.isfinite(row) | (np.abs(row) > 1e30)] = np.nan
+                X[i] = row.astype(np.float32)
+                valid[i] = True
+        return X, valid
+
+
+class DescriptorScaler:
+    """Robust, train-only normalisation of descriptors: impute NaN with the training median,
+    subtract the median, divide by the inter-quartile range (std when the IQR is 0), clip to
+    [-clip, clip]. The fitted statistics are plain lists, saved with the model.
+    """
+
+    def __init__(self, median: list[float], scale: list[float], clip: float = 6.0) -> None:
+        self.median = np.asarray(median, dtype=np.float32)
+        self.scale = np.asarray(scale, dtype=np.float32)
+        self.clip = float(clip)
+
+    @classmethod
+    def fit(cls, X: np.ndarray, clip: float = 6.0) -> DescriptorScaler:
+        with np.errstate(all="ignore"):
+            median = np.nanmedian(X, axis=0)
+            q1, q3 = np.nanpercentile(X, [25, 75], axis=0)
+            scale = q3 - q1
+            std = np.nanstd(X, axis=0)
+        median = np.where(np.isfinite(median), median, 0.0)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, np.where(np.isfinite(std) & (std > 0), std, 1.0))
+        return cls(median.astype(np.float32).tolist(), scale.astype(np.float32).tolist(), clip)
+
+    def state(self) -> dict[str, Any]:
+        return {"median": [float(v) for v in self.median], "scale": [float(v) for v in self.scale],
+                "clip": self.clip}
+
+    def transform(self, X: np.ndarray) -> tuple[np.ndarray, int]:
+        """Scaled copy of ``X`` and the number of NaN/inf values imputed."""
+        X = np.asarray(X, dtype=np.float32)
+        bad = ~np.isfinite(X)
+        X = np.where(bad, self.median, X)
+        return np.clip((X - self.median) / self.scale, -self.clip, self.clip).astype(np.float32), int(bad.sum())
+
+
 # --------------------------------------------------------------------------------------------------
 # Parallel featurization
 
@@ -161,7 +270,7 @@ def featurize(featurizer: Featurizer, smiles: Sequence[str], n_jobs: int | None 
     smiles = list(smiles)
     n = len(smiles)
     n_jobs = default_n_jobs() if n_jobs is None else max(1, int(n_jobs))
-    X = np.zeros((n, featurizer.n_features), dtype=np.uint8)
+    X = np.zeros((n, featurizer.n_features), dtype=getattr(featurizer, "dtype", np.uint8))
     valid = np.zeros(n, dtype=bool)
     chunks = [(s, smiles[s:s + chunk_size]) for s in range(0, n, chunk_size)]
     bar = tqdm(total=n, unit="mol", desc="featurizing", leave=False,
