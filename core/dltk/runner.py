@@ -282,14 +282,17 @@ def train(argv: list[str]) -> Path | None:
         best = cli.checkpoint_callback.best_model_path if cli.checkpoint_callback else ""
         ckpt = Path(best) if best else run_dir / "checkpoints" / "last.ckpt"
         metrics = finish_run(run_dir, plugin, task, cli.datamodule, cli.model, ckpt)
+        rundir.write_status(run_dir, "completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                            best_checkpoint=str(ckpt.resolve().relative_to(run_dir.resolve())),
+                            test_metric={k: metrics[k] for k in metrics if k.count("/") == 1})
     except BaseException as exc:
         if rank_zero:
             rundir.write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
                                 traceback=traceback.format_exc(limit=20))
         raise
-    rundir.write_status(run_dir, "completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                        best_checkpoint=str(ckpt.resolve().relative_to(run_dir.resolve())),
-                        test_metric={k: metrics[k] for k in metrics if k.count("/") == 1})
+    finally:
+        if rank_zero:
+            os.environ.pop(RUN_DIR_ENV, None)
     print(f"dltk: run completed: {run_dir}")
     return run_dir
 
@@ -304,7 +307,9 @@ def _quiet_lightning() -> None:
     import logging
     import warnings
 
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    # "Seed set to N" (fabric.utilities.seed) would precede a one-line user error on stderr
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "lightning.fabric.utilities.seed"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")

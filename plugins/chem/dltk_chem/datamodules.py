@@ -107,13 +107,13 @@ class MoleculeDataModule(BaseDataModule):
 
     def _featurize(self, table: datasets.MolTable, part: str) -> tuple[dict[str, np.ndarray], datasets.MolTable]:
         raw, valid = self._raw_blocks(table.smiles)
+        if not valid.any():  # before the warning below: a user error is one line on stderr
+            raise DataError(table.source, f"no valid SMILES among {len(table)} rows ({part} split)")
         dropped = int((~valid).sum())
         if dropped:
             bad = [table.ids[i] for i in np.flatnonzero(~valid)[:5]]
             log.warning("%s: dropped %d of %d structures RDKit cannot parse (e.g. %s)", part, dropped,
                         len(table), ", ".join(map(str, bad)))
-        if not valid.any():
-            raise DataError(table.source, f"no valid SMILES among {len(table)} rows ({part} split)")
         self.dropped[part] = dropped
         return {k: v[valid] for k, v in raw.items()}, table.subset(valid)
 
@@ -122,6 +122,10 @@ class MoleculeDataModule(BaseDataModule):
         self.dropped: dict[str, int] = {}
         raw = {}
         for part, table in (("train", train), ("val", val), ("test", test)):
+            if len(table) == 0:
+                total = len(train) + len(val) + len(test)
+                raise DataError(train.source, f"the {part} split is empty: {total} rows are too few "
+                                "to split into train/validation/test")
             raw[part] = self._featurize(table, part)
         if "rdkit2d" in self.blocks:
             self.scaler = DescriptorScaler.fit(raw["train"][0]["rdkit2d"])
@@ -284,5 +288,5 @@ class SmilesCsvDataModule(MoleculeNetTox21DataModule):
             if bad.any():
                 row, col = np.argwhere(bad)[0]
                 raise DataError(self.path, f"classification labels must be 0 or 1, got {y[row, col]:g}",
-                                field=self.target_columns[col] if self.target_columns else None)
+                                field=self.task_names[col] if self.task_names else None)
         return self.requested_task_type

@@ -1,0 +1,34 @@
+"""A small MLP on dltk.base.BaseTask."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import Tensor, nn
+
+from dltk.base import INPUT, BaseTask
+
+
+class ToyMLP(BaseTask):
+    """One hidden layer MLP, one output per task.
+
+    Args:
+        hidden_dim: width of the hidden layer.
+        **kwargs: optimiser settings, see :class:`dltk.base.BaseTask`.
+    """
+
+    def __init__(self, hidden_dim: int = 32, lr: float = 0.01, weight_decay: float = 0.0,
+                 optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
+                 scheduler: Literal["none", "cosine", "plateau"] = "none",
+                 class_weight: Literal["none", "balanced"] = "none",
+                 data_info: dict | None = None) -> None:
+        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
+                         class_weight=class_weight, data_info=data_info)
+
+    def configure_models(self) -> None:
+        width = int(self.data_info["in_features"])
+        self.net = nn.Sequential(nn.Linear(width, self.hparams.hidden_dim), nn.ReLU(),
+                                 nn.Linear(self.hparams.hidden_dim, self.num_tasks))
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:  # type: ignore[override]
+        return self.net(batch[INPUT].float())

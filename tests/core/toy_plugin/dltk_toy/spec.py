@@ -1,0 +1,21 @@
+"""The toy plugin's declaration: light (imports only dltk.plugin), read by ``dltk plugins``."""
+
+from __future__ import annotations
+
+from dltk.plugin import PluginSpec, Reference, TaskSpec
+
+plugin = PluginSpec(
+    name="toy",
+    summary="Synthetic multitask data with a linear signal (tests only).",
+    package="dltk_toy",
+    tasks=(
+        TaskSpec("toy", "2 binary tasks, linear signal + noise, 15% missing labels, ROC-AUC",
+                 "configs/toy.yaml",
+                 (Reference("Bayes", "the noise-free linear rule (made up for the tests)", "auroc",
+                            {"mean": 0.95}),)),
+        TaskSpec("toy_regression", "2 regression tasks, linear signal + noise, RMSE",
+                 "configs/toy_regression.yaml"),
+    ),
+    datamodules={"toy": "dltk_toy.datamodules:ToyDataModule"},
+    models={"toy_mlp": "dltk_toy.models:ToyMLP"},
+)
