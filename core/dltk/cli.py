@@ -27,6 +27,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="input file (e.g. CSV or .smi of SMILES)")
     p.add_argument("--output", required=True, help="output CSV")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p = sub.add_parser("explain", help="explain a run's predictions (plugin-specific options follow)")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p = sub.add_parser("benchmark", help="reproduce a published benchmark over seeds; report vs published")
+    p.add_argument("name", nargs="?", help="benchmark name (or a family prefix, e.g. tox21_moleculenet)")
+    p.add_argument("--list", action="store_true", help="list the available benchmarks")
+    p.add_argument("--seeds", type=int, help="number of seeds (default: the benchmark's, usually 3)")
+    p.add_argument("--output", help="report directory (default benchmark-results/NAME)")
     p = sub.add_parser("plugins", help="list installed plugins, their tasks and health")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -65,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] == "train":
         command, rest = "train", args[1:]
         ns = None
+    elif args and args[0] in ("explain", "benchmark"):
+        ns, rest = parser.parse_known_args(args)
+        command = args[0]
     else:
         ns = parser.parse_args(args)
         command, rest = ns.command, []
@@ -76,6 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "plugins":
             return _plugins(ns.json)
+        if command == "benchmark":
+            from dltk import benchmark
+
+            if ns.list or not ns.name:
+                benchmark.print_list()
+                return 0
+            benchmark.run(ns.name, ns.seeds, ns.output, rest)
+            return 0
         from dltk import runner
 
         if command == "train":
@@ -84,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             runner.test(ns.run, ns.checkpoint)
         elif command == "predict":
             runner.predict(ns.run, ns.input, ns.output, ns.checkpoint)
+        elif command == "explain":
+            runner.explain(ns.run, rest, ns.checkpoint)
         return 0
     except DltkUserError as exc:
         if debug:

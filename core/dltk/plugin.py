@@ -84,6 +84,35 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
+class BenchmarkSpec:
+    """A published protocol that ``dltk benchmark NAME`` reproduces over several seeds.
+
+    Args:
+        name: lower_snake name, unique across plugins (``dltk benchmark --list``).
+        summary: one line.
+        task: the plugin task whose preset the benchmark starts from.
+        overrides: extra ``dltk train`` arguments (dotted overrides / flags) for this benchmark.
+        metric: the test metric reported, e.g. ``"auroc"`` or ``"rmse"`` (``test/<metric>``).
+        higher_is_better: direction of ``metric``.
+        references: published numbers shown beside ours, each with its citation.
+        protocol: how data is split and how hyper-parameters were chosen (printed in the report).
+        seeds: default number of seeds.
+        seed_split: also vary the data split's seed with the model seed (random-split benchmarks).
+    """
+
+    name: str
+    summary: str
+    task: str
+    overrides: tuple[str, ...] = ()
+    metric: str = "auroc"
+    higher_is_better: bool = True
+    references: tuple[Reference, ...] = ()
+    protocol: str = ""
+    seeds: int = 3
+    seed_split: bool = False
+
+
+@dataclass(frozen=True)
 class PluginSpec:
     """Everything a plugin declares.
 
@@ -97,6 +126,10 @@ class PluginSpec:
         models: name -> ``"module:Class"`` of each :class:`~dltk.base.BaseTask`.
         requires: packages needed at run time (checked, never imported, by ``dltk plugins``).
         install_hint: how to install what ``requires`` lists.
+        benchmarks: published protocols reproduced by ``dltk benchmark``.
+        explainer: ``"module:function"`` called by ``dltk explain --run DIR [options]`` as
+            ``function(run_dir, model, datamodule, argv) -> list[Path]``; it parses its own options
+            from ``argv`` and returns the files it wrote (e.g. attribution PNGs).
     """
 
     name: str
@@ -107,6 +140,8 @@ class PluginSpec:
     models: dict[str, str] = field(default_factory=dict)
     requires: tuple[Requirement, ...] = ()
     install_hint: str = ""
+    benchmarks: tuple[BenchmarkSpec, ...] = ()
+    explainer: str | None = None
 
     @property
     def default_task(self) -> str:

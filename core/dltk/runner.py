@@ -41,6 +41,7 @@ def _train_preparser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", action="append", default=[])
     p.add_argument("--seed", type=int)
     p.add_argument("--run-dir")
+    p.add_argument("--ensemble", type=int, default=1)
     p.add_argument("--print-config", "--print_config", nargs="?", const=True, default=None)
     p.add_argument("-h", "--help", action="store_true")
     return p
@@ -229,6 +230,12 @@ def train(argv: list[str]) -> Path | None:
     if ns.print_config is not None:
         args.append("--print_config" if ns.print_config is True else f"--print_config={ns.print_config}")
 
+    if ns.ensemble > 1 and not ns.help and ns.print_config is None:
+        run_dir = Path(ns.run_dir) if ns.run_dir else rundir.default_run_dir(plugin.name, task.name)
+        return train_ensemble(argv, ns, plugin, task, run_dir)
+    if ns.ensemble < 1:
+        raise ConfigError(f"--ensemble must be >= 1, got {ns.ensemble}")
+
     inherited = os.environ.get(RUN_DIR_ENV) if not _is_rank_zero() else None
     if inherited:
         run_dir = Path(inherited)
@@ -317,6 +324,68 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*isinstance.*treespec.*")
 
 
+def _strip_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        key = arg.split("=", 1)[0]
+        if key in names:
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out
+
+
+def train_ensemble(argv: list[str], ns: argparse.Namespace, plugin: PluginSpec, task: TaskSpec,
+                   run_dir: Path) -> Path:
+    """``--ensemble K``: train K members (seeds s, s+1, ...) under ``RUN/members/<k>/``, then test
+    their average; predictions carry the members' standard deviation as an uncertainty column."""
+    import shutil
+
+    from dltk.loading import allowed_packages, build_datamodule, read_run_config
+
+    rundir.claim(run_dir)
+    base_seed = ns.seed if ns.seed is not None else int(_from_configs(ns.config, "seed_everything") or 0)
+    rundir.write_status(run_dir, "running", plugin=plugin.name, task=task.name, ensemble=ns.ensemble,
+                        seed=base_seed, started=time.strftime("%Y-%m-%dT%H:%M:%S"), command=sys.argv)
+    member_argv = _strip_options(argv, ("--ensemble", "--run-dir", "--seed"))
+    try:
+        members = []
+        for k in range(ns.ensemble):
+            member = run_dir / "members" / str(k)
+            print(f"dltk: ensemble member {k + 1}/{ns.ensemble} (seed {base_seed + k}) -> {member}", flush=True)
+            train(member_argv + ["--seed", str(base_seed + k), "--run-dir", str(member)])
+            members.append(member)
+        shutil.copyfile(members[0] / "config.yaml", run_dir / "config.yaml")
+        shutil.copyfile(members[0] / "environment.json", run_dir / "environment.json")
+        config = read_run_config(run_dir)
+        models = _load_run_models(run_dir, config, plugin, "best")
+        datamodule = build_datamodule(config, allowed_packages(plugin.package))
+        print(f"dltk: testing the average of {len(models)} members")
+        metrics = evaluate(run_dir, plugin, task, datamodule, models)
+        member_metrics = [json_load(m / "metrics.json") for m in members]
+        write_json(run_dir / "ensemble.json", {"members": [str(m.relative_to(run_dir)) for m in members],
+                                               "seeds": [base_seed + k for k in range(ns.ensemble)],
+                                               "member_metrics": member_metrics})
+        rundir.write_status(run_dir, "completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                            test_metric={k: metrics[k] for k in metrics if k.count("/") == 1})
+    except BaseException as exc:
+        rundir.write_status(run_dir, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+                            traceback=traceback.format_exc(limit=20))
+        raise
+    print(f"dltk: ensemble run completed: {run_dir}")
+    return run_dir
+
+
+def json_load(path: Path) -> Any:
+    import json
+
+    return json.loads(Path(path).read_text())
+
+
 # ------------------------------------------------------------------------------------------------
 # evaluation shared by train / test
 # ------------------------------------------------------------------------------------------------
@@ -346,16 +415,32 @@ def run_inference(model: Any, loader: Any, *, with_targets: bool = True) -> tupl
     return p, t
 
 
+def ensemble_inference(models: list[Any], loader: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Mean prediction of ``models``, the members' standard deviation (None for one model), targets."""
+    outputs = []
+    target = None
+    for i, model in enumerate(models):
+        preds, t = run_inference(model, loader, with_targets=i == 0)
+        outputs.append(preds)
+        target = t if i == 0 else target
+    stacked = np.stack(outputs)
+    std = stacked.std(axis=0) if len(models) > 1 else None
+    return stacked.mean(axis=0), std, target  # type: ignore[return-value]
+
+
 def evaluate(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: Any, model: Any,
              write: bool = True) -> dict[str, float]:
-    """Test ``model`` on the datamodule's test split; write predictions, metrics and plots."""
+    """Test ``model`` (or the average of a list of models) on the datamodule's test split; write
+    predictions, metrics and plots."""
     import torch
 
     from dltk import plots
     from dltk.metrics import PRIMARY, compute_metrics
 
+    models = model if isinstance(model, list) else [model]
+    model = models[0]
     datamodule.setup("test")
-    preds, target = run_inference(model, datamodule.test_dataloader())
+    preds, std, target = ensemble_inference(models, datamodule.test_dataloader())
     values = compute_metrics(torch.from_numpy(preds), torch.from_numpy(target), model.task_type,
                              model.task_names)
     metrics = {f"test/{k}": v for k, v in values.items()}
@@ -365,6 +450,8 @@ def evaluate(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: Any,
         for j, name in enumerate(model.task_names):
             table[f"true_{name}"] = target[:, j]
             table[f"pred_{name}"] = preds[:, j]
+            if std is not None:
+                table[f"std_{name}"] = std[:, j]
         with atomic_path(run_dir / "predictions" / "test.csv") as tmp:
             table.to_csv(tmp, index=False, float_format="%.6g")
         write_json(run_dir / "metrics.json", metrics)
@@ -447,15 +534,26 @@ def _load_run_model(run_dir: Path, config: dict[str, Any], plugin: PluginSpec, w
     return build_model(config, ckpt, allowed_packages(plugin.package))
 
 
+def _load_run_models(run_dir: Path, config: dict[str, Any], plugin: PluginSpec, which: str) -> list[Any]:
+    """The run's model, or every member of an ensemble run (``members/<k>/``)."""
+    members_dir = run_dir / "members"
+    if members_dir.is_dir():
+        members = sorted((p for p in members_dir.iterdir() if p.is_dir()), key=lambda p: int(p.name))
+        if not members:
+            raise ConfigError(f"{run_dir}: ensemble run without members")
+        return [_load_run_model(m, config, plugin, which) for m in members]
+    return [_load_run_model(run_dir, config, plugin, which)]
+
+
 def test(run: str, which: str = "best") -> dict[str, float]:
     """Re-evaluate a finished run's checkpoint on its test split (nothing in the run is changed)."""
     from dltk.loading import allowed_packages, build_datamodule
 
     run_dir, config, plugin, task = _open_run(run)
     _quiet_lightning()
-    model = _load_run_model(run_dir, config, plugin, which)
+    models = _load_run_models(run_dir, config, plugin, which)
     datamodule = build_datamodule(config, allowed_packages(plugin.package))
-    return evaluate(run_dir, plugin, task, datamodule, model, write=False)
+    return evaluate(run_dir, plugin, task, datamodule, models, write=False)
 
 
 def predict(run: str, input_path: str, output_path: str, which: str = "best", **kwargs: Any) -> dict[str, int]:
@@ -465,7 +563,8 @@ def predict(run: str, input_path: str, output_path: str, which: str = "best", **
     run_dir, config, plugin, task = _open_run(run)
     if not Path(input_path).is_file():
         raise ConfigError(f"input file not found: {input_path}")
-    model = _load_run_model(run_dir, config, plugin, which)
+    models = _load_run_models(run_dir, config, plugin, which)
+    model = models[0]
     datamodule = build_datamodule(config, allowed_packages(plugin.package))
     counts = {"rows": 0, "predicted": 0, "errors": 0}
     out = Path(output_path)
@@ -476,14 +575,20 @@ def predict(run: str, input_path: str, output_path: str, which: str = "best", **
             ok = records["error"].fillna("").eq("").to_numpy()
             table = records.copy()
             if loader is not None and ok.any():
-                preds, _ = run_inference(model, loader, with_targets=False)
+                preds, std, _ = ensemble_inference(models, loader)
                 for j, name in enumerate(model.task_names):
                     col = np.full(len(records), np.nan, dtype=np.float32)
                     col[ok] = preds[:, j]
                     table[name] = col
+                    if std is not None:
+                        col = np.full(len(records), np.nan, dtype=np.float32)
+                        col[ok] = std[:, j]
+                        table[f"{name}_std"] = col
             else:
                 for name in model.task_names:
                     table[name] = np.nan
+                    if len(models) > 1:
+                        table[f"{name}_std"] = np.nan
             table.to_csv(tmp, mode="a", header=header, index=False, float_format="%.6g")
             header = False
             counts["rows"] += len(records)
@@ -492,6 +597,27 @@ def predict(run: str, input_path: str, output_path: str, which: str = "best", **
     print(f"dltk predict: {counts['rows']} rows, {counts['predicted']} predicted, "
           f"{counts['errors']} with errors (see the 'error' column) -> {out}")
     return counts
+
+
+def explain(run: str, argv: list[str], which: str = "best") -> list[Path]:
+    """Run the plugin's explainer (``PluginSpec.explainer``) on a finished run."""
+    import importlib
+
+    from dltk.loading import allowed_packages, build_datamodule
+
+    run_dir, config, plugin, task = _open_run(run)
+    if not plugin.explainer:
+        raise ConfigError(f"plugin {plugin.name!r} does not provide explanations")
+    module_name, _, func_name = plugin.explainer.partition(":")
+    if module_name.split(".", 1)[0] != plugin.package:
+        raise ConfigError(f"explainer {plugin.explainer!r} is outside plugin package {plugin.package!r}")
+    function = getattr(importlib.import_module(module_name), func_name)
+    model = _load_run_model(run_dir, config, plugin, which)
+    datamodule = build_datamodule(config, allowed_packages(plugin.package))
+    paths = function(run_dir, model, datamodule, list(argv))
+    for path in paths:
+        print(f"dltk explain: wrote {path}")
+    return paths
 
 
 TRAIN_HELP = """usage: dltk train --plugin NAME [--task NAME] [--config FILE.yaml] [--seed N] [--run-dir DIR]

@@ -467,10 +467,11 @@ def load_smiles_csv(path: str | Path, smiles_column: str = "smiles",
 
 def load_esol() -> MolTable:
     """ESOL / Delaney (MoleculeNet): 1,128 molecules, target ``measured log solubility in mols per
-    litre``; ids are the compound names. SMILES are stripped (the file has trailing spaces)."""
+    litre`` (task name ``logS``); ids are the compound names. SMILES are stripped (the file has trailing spaces)."""
     path = fetch(FILES["esol"])
     table = load_smiles_csv(path, "smiles", [ESOL_TARGET], id_column="Compound ID")
     table.source = "moleculenet/esol"
+    table.tasks = ["logS"]  # the file's column name, as a short task name (log10 mol/L)
     return table
 
 

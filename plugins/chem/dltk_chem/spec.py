@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dltk.plugin import PluginSpec, Reference, Requirement, TaskSpec
+from dltk.plugin import BenchmarkSpec, PluginSpec, Reference, Requirement, TaskSpec
 
 TOX21_ASSAYS = ("NR-AhR", "NR-AR", "NR-AR-LBD", "NR-Aromatase", "NR-ER", "NR-ER-LBD", "NR-PPAR-gamma",
                 "SR-ARE", "SR-ATAD5", "SR-HSE", "SR-MMP", "SR-p53")
@@ -18,6 +18,52 @@ TOX21_CHALLENGE_REFERENCES = (
     Reference("Chemprop", _LEADERBOARD, "auroc", {"mean": 0.815}),
 )
 
+_MOLECULENET = "Wu et al. 2018, MoleculeNet, Chem. Sci. 9:513"
+_CHEMPROP = "Yang et al. 2019, J. Chem. Inf. Model. 59:3370"
+_SELECTION = ("Hyper-parameters (features, width, depth, dropout, learning rate, epochs) were chosen on "
+              "the validation split only, never on the test/final set; the epoch is picked by early "
+              "stopping on validation. See docs/chem.md for the search.")
+
+BENCHMARKS = (
+    BenchmarkSpec(
+        "tox21_challenge", "Tox21 Data Challenge 2014, 647-compound final set (DeepTox protocol)",
+        task="tox21_challenge", metric="auroc",
+        references=TOX21_CHALLENGE_REFERENCES + (
+            Reference("XGBoost", _LEADERBOARD, "auroc", {"mean": 0.823}),
+            Reference("GROVER", _LEADERBOARD, "auroc", {"mean": 0.822}),
+            Reference("GIN", _LEADERBOARD, "auroc", {"mean": 0.810})),
+        protocol="Train on the NCATS training set (11,764 records) + leaderboard (296); validation = 10% "
+                 "of those records grouped by structure (split seed 0, the same for every model seed); "
+                 "test on the final set (645 of 647 compounds parse), ROC-AUC per assay over labelled "
+                 "compounds, mean over the 12 assays. Seeds vary the model initialisation and batch "
+                 "order. " + _SELECTION),
+    BenchmarkSpec(
+        "tox21_moleculenet_random", "MoleculeNet Tox21, random 80/10/10 split, test ROC-AUC",
+        task="tox21_moleculenet", overrides=("--data.split", "random"), metric="auroc", seed_split=True,
+        references=(Reference("GraphConv", _MOLECULENET + " (random split, test)", "auroc", {"mean": 0.829}),
+                    Reference("Chemprop D-MPNN", _CHEMPROP + " (random split, test)", "auroc", {"mean": 0.851})),
+        protocol="MoleculeNet tox21.csv (2016, 8,014 rows; duplicates merged by canonical SMILES, "
+                 "conflicting labels dropped); random 80/10/10 split, a different split per seed; "
+                 "mean test ROC-AUC over the 12 tasks. " + _SELECTION),
+    BenchmarkSpec(
+        "tox21_moleculenet_scaffold", "MoleculeNet Tox21, scaffold 80/10/10 split, test ROC-AUC",
+        task="tox21_moleculenet", overrides=("--data.split", "scaffold"), metric="auroc", seed_split=True,
+        references=(Reference("GraphConv (valid)", _MOLECULENET + " (scaffold split, validation)", "auroc",
+                              {"mean": 0.764}),
+                    Reference("Multitask DNN (valid)", _MOLECULENET + " (scaffold split, validation)",
+                              "auroc", {"mean": 0.725})),
+        protocol="As tox21_moleculenet_random, but Bemis-Murcko scaffold sets are kept together "
+                 "(balanced scaffold split as in chemprop, seeded). The published scaffold figures are "
+                 "validation scores, not test scores: compare with care. " + _SELECTION),
+    BenchmarkSpec(
+        "esol", "ESOL (Delaney) aqueous solubility, random 80/10/10 split, test RMSE (log mol/L)",
+        task="esol", metric="rmse", higher_is_better=False, seed_split=True,
+        references=(Reference("MoleculeNet", _MOLECULENET + " (random split)", "rmse", {"mean": 0.58}),
+                    Reference("Chemprop", _CHEMPROP + " (random split)", "rmse", {"mean": 0.555})),
+        protocol="delaney-processed.csv (1,128 molecules), target 'measured log solubility in mols per "
+                 "litre'; random 80/10/10 split, a different split per seed. " + _SELECTION),
+)
+
 plugin = PluginSpec(
     name="chem",
     summary="QSAR and toxicity from SMILES: Tox21 challenge, MoleculeNet, ESOL, any SMILES CSV (RDKit).",
@@ -25,6 +71,9 @@ plugin = PluginSpec(
     tasks=(
         TaskSpec("tox21_challenge", "Tox21 Challenge 2014: train+leaderboard -> 647-compound final set, "
                  "12 assays, ROC-AUC", "configs/tox21_challenge.yaml", TOX21_CHALLENGE_REFERENCES),
+        TaskSpec("tox21_challenge_dmpnn", "Tox21 Challenge 2014 (as tox21_challenge) with a directed "
+                 "message-passing network (chemprop D-MPNN) on RDKit graphs",
+                 "configs/tox21_challenge_dmpnn.yaml", TOX21_CHALLENGE_REFERENCES),
         TaskSpec("tox21_moleculenet", "MoleculeNet Tox21 csv, random or scaffold 80/10/10 split",
                  "configs/tox21_moleculenet.yaml",
                  (Reference("GraphConv", "Wu et al. 2018, MoleculeNet, Chem. Sci. 9:513 (random split)",
@@ -44,8 +93,15 @@ plugin = PluginSpec(
         "tox21_moleculenet": "dltk_chem.datamodules:MoleculeNetTox21DataModule",
         "esol": "dltk_chem.datamodules:ESOLDataModule",
         "csv": "dltk_chem.datamodules:SmilesCsvDataModule",
+        "tox21_challenge_graph": "dltk_chem.graph_datamodules:Tox21ChallengeGraphDataModule",
+        "tox21_moleculenet_graph": "dltk_chem.graph_datamodules:MoleculeNetTox21GraphDataModule",
+        "esol_graph": "dltk_chem.graph_datamodules:ESOLGraphDataModule",
+        "csv_graph": "dltk_chem.graph_datamodules:SmilesCsvGraphDataModule",
     },
-    models={"fingerprint_mlp": "dltk_chem.models:FingerprintMLP"},
+    models={"fingerprint_mlp": "dltk_chem.models:FingerprintMLP",
+            "dmpnn": "dltk_chem.graph_models:DMPNN"},
     requires=(Requirement("rdkit"),),
     install_hint="pip install 'dltk[chem]'",
+    explainer="dltk_chem.explain:explain",
+    benchmarks=BENCHMARKS,
 )

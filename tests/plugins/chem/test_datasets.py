@@ -13,7 +13,6 @@ pytest.importorskip("rdkit")
 from dltk.data import RemoteFile, fetch  # noqa: E402
 from dltk.errors import ChecksumError, DataError  # noqa: E402
 from dltk_chem.datasets import (  # noqa: E402
-    ESOL_TARGET,
     FILES,
     TOX21_ASSAYS,
     MolTable,
@@ -140,7 +139,7 @@ def test_moleculenet_tox21_duplicates(data_root: Path) -> None:
 def test_esol(data_root: Path) -> None:
     table = load_esol()
     assert len(table) == 1128
-    assert table.tasks == [ESOL_TARGET]
+    assert table.tasks == ["logS"]
     assert infer_task_type(table.y) == "regression"
     assert not any(s != s.strip() for s in table.smiles)
     assert table.ids[0] == "Amigdalin" and table.y[0, 0] == pytest.approx(-0.77)

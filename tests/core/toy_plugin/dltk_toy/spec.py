@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dltk.plugin import PluginSpec, Reference, TaskSpec
+from dltk.plugin import BenchmarkSpec, PluginSpec, Reference, TaskSpec
 
 plugin = PluginSpec(
     name="toy",
@@ -18,4 +18,11 @@ plugin = PluginSpec(
     ),
     datamodules={"toy": "dltk_toy.datamodules:ToyDataModule"},
     models={"toy_mlp": "dltk_toy.models:ToyMLP"},
+    benchmarks=(
+        BenchmarkSpec("toy_bench", "toy task over seeds (tests only)", task="toy",
+                      overrides=("--trainer.max_epochs", "3"), metric="auroc",
+                      references=(Reference("Bayes", "made up for the tests", "auroc",
+                                            {"mean": 0.95, "alpha": 0.96, "beta": 0.94}),),
+                      protocol="synthetic data, seeded split", seeds=2, seed_split=True),
+    ),
 )

@@ -1,0 +1,229 @@
+"""``dltk benchmark``: reproduce a published protocol over several seeds and report it beside the
+published numbers.
+
+Benchmarks are part of the plugin contract (:class:`dltk.plugin.BenchmarkSpec` in
+``PluginSpec.benchmarks``): any plugin adds its own the same way. A benchmark run trains the
+benchmark's task once per seed (each seed a normal run directory under ``OUTPUT/runs/``; a seed
+whose run already completed is reused, so an interrupted benchmark resumes), then writes
+
+- ``report.json``: benchmark, metric, direction, mean, std, per_seed, per_task (mean, std),
+  published (name -> value), citations, protocol, wall_seconds, runs;
+- ``report.md``: the same as tables, ours beside the published numbers with citations;
+- ``report.png``: a bar chart of ours (mean +- sd over seeds) and the published numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from dltk.errors import ConfigError
+from dltk.io import atomic_path, write_json, write_text
+from dltk.plugin import BenchmarkSpec, PluginSpec
+
+
+def registry() -> dict[str, tuple[PluginSpec, BenchmarkSpec]]:
+    """Every benchmark of every healthy plugin; a name declared twice is an error naming both."""
+    from dltk.discovery import discover
+
+    found: dict[str, tuple[PluginSpec, BenchmarkSpec]] = {}
+    for info in discover().values():
+        if not info.healthy or info.spec is None:
+            continue
+        for bench in info.spec.benchmarks:
+            if bench.name in found:
+                other = found[bench.name][0].name
+                raise ConfigError(f"benchmark {bench.name!r} is declared by plugins {other!r} and "
+                                  f"{info.spec.name!r}")
+            found[bench.name] = (info.spec, bench)
+    return found
+
+
+def resolve(name: str) -> list[tuple[PluginSpec, BenchmarkSpec]]:
+    """Benchmarks called ``name``, or all whose name starts with ``name_`` (a family)."""
+    benches = registry()
+    if name in benches:
+        return [benches[name]]
+    family = [benches[k] for k in sorted(benches) if k.startswith(name + "_")]
+    if family:
+        return family
+    choices = ", ".join(sorted(benches)) or "none (no plugin declares benchmarks)"
+    raise ConfigError(f"unknown benchmark {name!r}; available: {choices}")
+
+
+def print_list() -> None:
+    benches = registry()
+    if not benches:
+        print("no benchmarks: install a plugin that declares some (e.g. pip install 'dltk[chem]')")
+    for name in sorted(benches):
+        plugin, bench = benches[name]
+        refs = ", ".join(f"{r.name} {r.values['mean']:.3g}" for r in bench.references if "mean" in r.values)
+        arrow = "higher" if bench.higher_is_better else "lower"
+        print(f"{name} ({plugin.name}): {bench.summary}")
+        print(f"    metric test/{bench.metric} ({arrow} is better); published: {refs or '-'}")
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), (statistics.stdev(finite) if len(finite) > 1 else 0.0)
+
+
+def run(name: str, seeds: int | None = None, output: str | None = None,
+        extra: list[str] | None = None) -> list[Path]:
+    """Run one benchmark (or a family of them); returns the report directories."""
+    targets = resolve(name)
+    reports = []
+    for plugin, bench in targets:
+        out = Path(output) if output else Path("benchmark-results") / bench.name
+        if output and len(targets) > 1:
+            out = Path(output) / bench.name
+        reports.append(run_one(plugin, bench, seeds or bench.seeds, out, extra or []))
+    return reports
+
+
+def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, extra: list[str]) -> Path:
+    from dltk import runner
+
+    if n_seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
+    start = time.time()
+    key = f"test/{bench.metric}"
+    runs: list[dict[str, Any]] = []
+    for seed in range(n_seeds):
+        run_dir = out / "runs" / f"seed{seed}"
+        status_file = run_dir / "run.json"
+        if status_file.is_file() and json.loads(status_file.read_text()).get("status") == "completed":
+            print(f"dltk benchmark: {bench.name} seed {seed}: reusing completed run {run_dir}")
+        else:
+            if run_dir.exists():  # an interrupted seed: start it again in a fresh directory
+                import shutil
+
+                shutil.rmtree(run_dir)
+            print(f"dltk benchmark: {bench.name} seed {seed + 1}/{n_seeds} -> {run_dir}", flush=True)
+            args = ["--plugin", plugin.name, "--task", bench.task, *bench.overrides, "--seed", str(seed),
+                    "--run-dir", str(run_dir)]
+            if bench.seed_split:
+                args += ["--data.split_seed", str(seed)]
+            runner.train(args + list(extra))
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        if key not in metrics:
+            raise ConfigError(f"{run_dir}/metrics.json has no {key!r}; benchmark metric mismatch")
+        runs.append({"seed": seed, "run_dir": str(run_dir), "metrics": metrics})
+    per_seed = [float(r["metrics"][key]) for r in runs]
+    mean, sd = _mean_sd(per_seed)
+    task_names = sorted({k.split("/", 2)[2] for r in runs for k in r["metrics"] if k.startswith(key + "/")})
+    per_task = {}
+    for task in task_names:
+        m, s = _mean_sd([float(r["metrics"].get(f"{key}/{task}", math.nan)) for r in runs])
+        per_task[task] = {"mean": m, "std": s}
+    config_text = (Path(runs[0]["run_dir"]) / "config.yaml").read_text()
+    report = {
+        "benchmark": bench.name,
+        "plugin": plugin.name,
+        "task": bench.task,
+        "metric": bench.metric,
+        "higher_is_better": bench.higher_is_better,
+        "mean": mean,
+        "std": sd,
+        "n_seeds": n_seeds,
+        "per_seed": per_seed,
+        "per_task": per_task,
+        "published": {r.name: r.values["mean"] for r in bench.references if "mean" in r.values},
+        "published_per_task": {r.name: {k: v for k, v in r.values.items() if k != "mean"}
+                               for r in bench.references if len(r.values) > 1},
+        "citations": {r.name: r.citation for r in bench.references},
+        "protocol": bench.protocol,
+        "overrides": list(bench.overrides) + list(extra),
+        "wall_seconds": round(time.time() - start, 1),
+        "runs": [r["run_dir"] for r in runs],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "report.json", report)
+    write_text(out / "report.md", _markdown(report, config_text))
+    _chart(report, out / "report.png")
+    print(_summary_line(report))
+    print(f"dltk benchmark: report written to {out}/report.md, report.json, report.png")
+    return out
+
+
+def _fmt(v: float) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def _summary_line(r: dict[str, Any]) -> str:
+    pub = ", ".join(f"{k} {v:.3f}" for k, v in r["published"].items())
+    return (f"{r['benchmark']}: test {r['metric']} {_fmt(r['mean'])} +- {_fmt(r['std'])} over "
+            f"{r['n_seeds']} seeds (published: {pub or '-'}), {r['wall_seconds']:.0f} s")
+
+
+def _markdown(r: dict[str, Any], config_text: str) -> str:
+    arrow = "higher" if r["higher_is_better"] else "lower"
+    lines = [f"# Benchmark `{r['benchmark']}`", "",
+             f"Plugin `{r['plugin']}`, task `{r['task']}`; metric test `{r['metric']}` ({arrow} is better); "
+             f"{r['n_seeds']} seeds; wall time {r['wall_seconds']:.0f} s.", ""]
+    if r["protocol"]:
+        lines += ["## Protocol", "", r["protocol"], ""]
+    lines += ["## Overall", "", "| method | " + r["metric"] + " | source |", "|---|---|---|",
+              f"| **dltk (this run)** | **{_fmt(r['mean'])} ± {_fmt(r['std'])}** | seeds: "
+              + ", ".join(_fmt(v) for v in r["per_seed"]) + " |"]
+    for name, value in r["published"].items():
+        lines.append(f"| {name} | {value:.3f} | {r['citations'].get(name, '')} |")
+    if r["per_task"]:
+        refs = list(r["published_per_task"])
+        lines += ["", "## Per task", "", "| task | dltk mean ± sd | " + " | ".join(refs) + " |",
+                  "|---|---|" + "---|" * len(refs)]
+        for task, v in r["per_task"].items():
+            cells = [_fmt(r["published_per_task"][ref].get(task, math.nan)) for ref in refs]
+            lines.append(f"| {task} | {_fmt(v['mean'])} ± {_fmt(v['std'])} | " + " | ".join(cells) + " |")
+    lines += ["", "## Runs", ""] + [f"- `{p}`" for p in r["runs"]]
+    lines += ["", "## Configuration (seed 0, fully resolved)", "", "```yaml", config_text.strip(), "```", ""]
+    return "\n".join(lines)
+
+
+def _chart(r: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(r["per_task"])
+    fig_w = 4 + 0.55 * max(len(tasks), 1)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(fig_w + 4, 3.8),
+                                   gridspec_kw={"width_ratios": [1.2, max(len(tasks), 1) * 0.35 + 1]})
+    names = ["dltk"] + list(r["published"])
+    values = [r["mean"]] + list(r["published"].values())
+    errors = [r["std"]] + [0.0] * len(r["published"])
+    colors = ["C0"] + ["0.65"] * len(r["published"])
+    ax0.bar(range(len(names)), values, yerr=errors, color=colors, capsize=4)
+    ax0.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    finite = [v for v in values if not math.isnan(v)]
+    if finite and r["higher_is_better"]:
+        ax0.set_ylim(max(0.0, min(finite) - 0.1), min(1.0, max(finite) + 0.05) if max(finite) <= 1 else None)
+    ax0.set_ylabel(f"test {r['metric']}")
+    ax0.set_title(f"{r['benchmark']}: overall", fontsize=9)
+    if tasks:
+        means = [r["per_task"][t]["mean"] for t in tasks]
+        sds = [r["per_task"][t]["std"] for t in tasks]
+        ax1.bar(range(len(tasks)), means, yerr=sds, color="C0", capsize=3, label="dltk (mean ± sd)")
+        for i, (ref, vals) in enumerate(r["published_per_task"].items()):
+            xs = [j for j, t in enumerate(tasks) if t in vals]
+            ax1.scatter(xs, [vals[tasks[j]] for j in xs], marker="_", s=200, color=f"C{i + 1}", zorder=3,
+                        label=ref)
+        ax1.set_xticks(range(len(tasks)), tasks, rotation=60, ha="right", fontsize=7)
+        finite = [m for m in means if not math.isnan(m)]
+        if finite and r["higher_is_better"] and max(finite) <= 1:
+            ax1.set_ylim(max(0.0, min(finite) - 0.15), 1.0)
+        ax1.set_title("per task", fontsize=9)
+        ax1.legend(fontsize=7, loc="lower right")
+    else:
+        ax1.axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
