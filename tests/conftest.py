@@ -11,6 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 _DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("DLTK_DATA_DIR", str(_DEFAULT_DATA))
+# absolute, so tests that change the working directory still find the mirror
+os.environ["DLTK_DATA_DIR"] = str(Path(os.environ["DLTK_DATA_DIR"]).expanduser().resolve())
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # default tests run on the CPU
 os.environ.setdefault("MPLBACKEND", "Agg")
