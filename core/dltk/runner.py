@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from dltk import rundir
@@ -185,8 +184,9 @@ def _cli_error(exc: BaseException) -> ConfigError:
                     if base.__module__.startswith("dltk"):
                         params += [p for p in inspect.signature(base.__init__).parameters
                                    if p not in ("self", "kwargs", "args")]
-                close = difflib.get_close_matches(name.lstrip("-").split(".")[-1], sorted(set(params)), n=3)
-                hint = f"; did you mean: {', '.join(close)}?" if close else f"; valid keys: {', '.join(sorted(set(params)))}"
+                valid = sorted(set(params))
+                close = difflib.get_close_matches(name.lstrip("-").split(".")[-1], valid, n=3)
+                hint = f"; did you mean: {', '.join(close)}?" if close else f"; valid keys: {', '.join(valid)}"
         where = f"{key}." if key and not name.startswith("--") else ""
         return ConfigError(f"unknown config key {where}{name.lstrip('-')}{hint}")
     for message in reversed(chain):

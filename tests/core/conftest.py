@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from plugin_env import TOY_ENTRY_POINT, TOY_SRC, PluginEnv, make_plugin_env, preserved_environ, registered
+from plugin_env import TOY_ENTRY_POINT, TOY_SRC, PluginEnv, make_plugin_env, registered
+from testutil import preserved_environ
 
 
 @pytest.fixture(scope="session")

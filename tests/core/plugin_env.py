@@ -99,17 +99,6 @@ def registered(env: PluginEnv) -> Iterator[PluginEnv]:
         importlib.invalidate_caches()
 
 
-@contextlib.contextmanager
-def preserved_environ() -> Iterator[None]:
-    """Restore ``os.environ`` afterwards (an in-process ``dltk train`` exports DLTK_RUN_DIR for its
-    DDP workers)."""
-    saved = dict(os.environ)
-    try:
-        yield
-    finally:
-        for key in set(os.environ) - set(saved):
-            del os.environ[key]
-        os.environ.update(saved)
 
 
 def dltk_script() -> str:

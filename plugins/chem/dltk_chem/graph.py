@@ -136,7 +136,8 @@ def bond_arrays(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for k, bond in enumerate(mol.GetBonds()):
         ends[k] = (bond.GetBeginAtomIdx(), bond.GetEndAtomIdx())
         stereo = int(bond.GetStereo())
-        codes[k] = (_code(_BOND_LOOKUP, bond.GetBondType()), stereo if stereo in BOND_STEREO else len(BOND_STEREO))
+        stereo = stereo if stereo in BOND_STEREO else len(BOND_STEREO)
+        codes[k] = (_code(_BOND_LOOKUP, bond.GetBondType()), stereo)
         floats[k] = (float(bond.GetIsConjugated()), float(bond.IsInRing()))
     return ends, codes, floats
 

@@ -43,6 +43,16 @@ class GraphMixin:
 
     mol_features: str
     descriptor_scaler: DescriptorScaler | None
+    # provided by the host datamodule
+    batch_size: int
+    num_workers: int
+    n_jobs: int | None
+    task_names: list[str]
+    task_type: Literal["classification", "regression"]
+    train_dataset: Dataset | None
+    val_dataset: Dataset | None
+    test_dataset: Dataset | None
+    _test_records: pd.DataFrame | None
 
     def _init_graph(self, mol_features: str) -> None:
         if mol_features not in ("none", "rdkit2d"):
@@ -50,17 +60,16 @@ class GraphMixin:
         self.mol_features = mol_features
         self.descriptor_scaler = None
         self._descriptors = RDKitDescriptors() if mol_features == "rdkit2d" else None
-        self._graph_stats: dict[str, Any] = {}
 
     # -- load -------------------------------------------------------------------------------
     def _featurize_part(self, table: datasets.MolTable, part: str
                         ) -> tuple[graph.MolGraphs, np.ndarray | None, datasets.MolTable]:
-        graphs = graph.featurize_graphs(table.smiles, n_jobs=self.n_jobs)  # type: ignore[attr-defined]
+        graphs = graph.featurize_graphs(table.smiles, n_jobs=self.n_jobs)
         valid = graphs.valid
         errors = list(graphs.errors)
         desc = None
         if self._descriptors is not None:
-            desc, ok, _ = featurize_cached(self._descriptors, table.smiles, n_jobs=self.n_jobs,  # type: ignore[attr-defined]
+            desc, ok, _ = featurize_cached(self._descriptors, table.smiles, n_jobs=self.n_jobs,
                                            progress=False)
             for i in np.flatnonzero(valid & ~ok):
                 errors[i] = "RDKit descriptors failed"
@@ -113,11 +122,12 @@ class GraphMixin:
             std = np.nanstd(y_train, axis=0)
             self._target_stats = (mean.round(6).tolist(), np.where(std > 0, std, 1.0).round(6).tolist())
         g = built["train"][0].graphs
-        self._graph_stats = {"atoms_per_molecule": round(float(np.diff(g.atom_ptr).mean()), 2),
-                             "bonds_per_molecule": round(float(np.diff(g.bond_ptr).mean()), 2)}
-        log.info("graphs: %d atom / %d bond features, mol_features=%s; splits %s; dropped %s; %d tasks (%s)",
-                 graph.ATOM_FDIM, graph.BOND_FDIM, self.mol_features,
-                 {p: len(t) for p, (_, t) in built.items()}, self.dropped, len(self.task_names), self.task_type)
+        log.info("graphs: %d atom / %d bond features, %.1f atoms and %.1f bonds per training molecule, "
+                 "mol_features=%s; splits %s; dropped %s; %d tasks (%s)",
+                 graph.ATOM_FDIM, graph.BOND_FDIM, np.diff(g.atom_ptr).mean(), np.diff(g.bond_ptr).mean(),
+                 self.mol_features,
+                 {p: len(t) for p, (_, t) in built.items()}, self.dropped, len(self.task_names),
+                 self.task_type)
 
     def extra_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"graph": graph.settings(), "atom_fdim": graph.ATOM_FDIM,
@@ -132,13 +142,12 @@ class GraphMixin:
         return info
 
     # -- loaders ----------------------------------------------------------------------------
-    def _graph_loader(self, dataset: Dataset | None, shuffle: bool, batch_size: int | None = None) -> DataLoader:
+    def _graph_loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}: split not loaded")
-        workers = self.num_workers  # type: ignore[attr-defined]
-        return DataLoader(dataset, batch_size=batch_size or self.batch_size, shuffle=shuffle,  # type: ignore[attr-defined]
-                          collate_fn=graph.collate_graphs, num_workers=workers,
-                          persistent_workers=workers > 0)
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
+                          collate_fn=graph.collate_graphs, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._graph_loader(self.train_dataset, shuffle=True)
@@ -165,18 +174,18 @@ class GraphMixin:
             scaler = DescriptorScaler(st["median"], st["scale"], st["clip"])
         if mol_features == "rdkit2d" and scaler is None:
             raise ConfigError("the model uses rdkit2d molecule features but has no descriptor scaler")
-        n_tasks = len(info.get("task_names", self.task_names)) or 1  # type: ignore[attr-defined]
+        n_tasks = len(info.get("task_names", self.task_names)) or 1
         for chunk in datasets.read_smiles_file(path, smiles_column=smiles_column, chunk_size=chunk_size):
             lines = [c[0] for c in chunk]
             smiles = [c[1] for c in chunk]
             ids = [c[2] for c in chunk]
-            graphs = graph.featurize_graphs(smiles, n_jobs=self.n_jobs)  # type: ignore[attr-defined]
+            graphs = graph.featurize_graphs(smiles, n_jobs=self.n_jobs)
             errors = list(graphs.errors)
             valid = graphs.valid
             mol_x = None
             if mol_features == "rdkit2d":
                 assert scaler is not None
-                desc, ok = featurize(RDKitDescriptors(), smiles, n_jobs=self.n_jobs, progress=False)  # type: ignore[attr-defined]
+                desc, ok = featurize(RDKitDescriptors(), smiles, n_jobs=self.n_jobs, progress=False)
                 for i in np.flatnonzero(valid & ~ok):
                     errors[i] = "RDKit descriptors failed"
                 valid = valid & ok
@@ -186,7 +195,7 @@ class GraphMixin:
             if valid.any():
                 y = np.full((int(valid.sum()), n_tasks), np.nan, dtype=np.float32)
                 dataset = graph.GraphDataset(graphs.subset(valid), y, mol_x)
-                loader = DataLoader(dataset, batch_size=max(self.batch_size, 256), shuffle=False,  # type: ignore[attr-defined]
+                loader = DataLoader(dataset, batch_size=max(self.batch_size, 256), shuffle=False,
                                     collate_fn=graph.collate_graphs)
             yield records, loader
 
@@ -205,8 +214,9 @@ class Tox21ChallengeGraphDataModule(GraphMixin, Tox21ChallengeDataModule):
         n_jobs: featurization processes (default: all cores, up to 8).
     """
 
-    def __init__(self, mol_features: MolFeatures = "none", val_fraction: float = 0.1, batch_size: int = 50,
-                 num_workers: int = 0, split_seed: int = 0, n_jobs: int | None = None) -> None:
+    def __init__(self, mol_features: MolFeatures = "none", val_fraction: float = 0.1,
+                 batch_size: int = 50, num_workers: int = 0, split_seed: int = 0,
+                 n_jobs: int | None = None) -> None:
         Tox21ChallengeDataModule.__init__(self, val_fraction=val_fraction, batch_size=batch_size,
                                           num_workers=num_workers, split_seed=split_seed, n_jobs=n_jobs)
         self._init_graph(mol_features)
@@ -224,9 +234,9 @@ class MoleculeNetTox21GraphDataModule(GraphMixin, MoleculeNetTox21DataModule):
         n_jobs: featurization processes.
     """
 
-    def __init__(self, mol_features: MolFeatures = "none", split: Literal["random", "scaffold"] = "random",
-                 batch_size: int = 50, num_workers: int = 0, split_seed: int = 0,
-                 n_jobs: int | None = None) -> None:
+    def __init__(self, mol_features: MolFeatures = "none",
+                 split: Literal["random", "scaffold"] = "random", batch_size: int = 50,
+                 num_workers: int = 0, split_seed: int = 0, n_jobs: int | None = None) -> None:
         MoleculeNetTox21DataModule.__init__(self, split=split, batch_size=batch_size, num_workers=num_workers,
                                             split_seed=split_seed, n_jobs=n_jobs)
         self._init_graph(mol_features)
@@ -244,9 +254,9 @@ class ESOLGraphDataModule(GraphMixin, ESOLDataModule):
         n_jobs: featurization processes.
     """
 
-    def __init__(self, mol_features: MolFeatures = "none", split: Literal["random", "scaffold"] = "random",
-                 batch_size: int = 50, num_workers: int = 0, split_seed: int = 0,
-                 n_jobs: int | None = None) -> None:
+    def __init__(self, mol_features: MolFeatures = "none",
+                 split: Literal["random", "scaffold"] = "random", batch_size: int = 50,
+                 num_workers: int = 0, split_seed: int = 0, n_jobs: int | None = None) -> None:
         ESOLDataModule.__init__(self, split=split, batch_size=batch_size, num_workers=num_workers,
                                 split_seed=split_seed, n_jobs=n_jobs)
         self._init_graph(mol_features)
@@ -276,7 +286,8 @@ class SmilesCsvGraphDataModule(GraphMixin, SmilesCsvDataModule):
                  batch_size: int = 50, num_workers: int = 0, split_seed: int = 0,
                  n_jobs: int | None = None) -> None:
         SmilesCsvDataModule.__init__(self, path=path, smiles_column=smiles_column,
-                                     target_columns=target_columns, id_column=id_column, task_type=task_type,
-                                     split=split, batch_size=batch_size, num_workers=num_workers,
+                                     target_columns=target_columns, id_column=id_column,
+                                     task_type=task_type, split=split, batch_size=batch_size,
+                                     num_workers=num_workers,
                                      split_seed=split_seed, n_jobs=n_jobs)
         self._init_graph(mol_features)

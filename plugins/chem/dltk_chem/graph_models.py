@@ -77,7 +77,8 @@ class DMPNN(BaseTask):
         if depth < 1 or hidden_dim < 1 or ffn_num_layers < 1:
             raise ValueError(f"DMPNN needs depth >= 1, hidden_dim >= 1, ffn_num_layers >= 1; got "
                              f"{depth}, {hidden_dim}, {ffn_num_layers}")
-        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,  # type: ignore[arg-type]
+        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer,
+                         scheduler=scheduler,  # type: ignore[arg-type]  # "noam" is handled here
                          class_weight=class_weight, data_info=data_info)
 
     # -- network ----------------------------------------------------------------------------

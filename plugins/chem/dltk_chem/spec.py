@@ -87,6 +87,8 @@ plugin = PluginSpec(
                             {"mean": 0.555}))),
         TaskSpec("csv", "any SMILES CSV: --data.path FILE --data.smiles_column COL --data.target_columns A,B",
                  "configs/csv.yaml"),
+        TaskSpec("csv_dmpnn", "any SMILES CSV with a directed message-passing network (chemprop D-MPNN): "
+                 "--data.path FILE --data.target_columns A,B", "configs/csv_dmpnn.yaml"),
     ),
     datamodules={
         "tox21_challenge": "dltk_chem.datamodules:Tox21ChallengeDataModule",

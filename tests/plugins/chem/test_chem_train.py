@@ -9,10 +9,7 @@ is 0.846 after full training, this run gets about 0.78), and every assay > 0.55.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +21,7 @@ pytest.importorskip("rdkit")
 
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
+from testutil import preserved_environ
 from dltk.cli import main  # noqa: E402
 from dltk_chem.datasets import TOX21_ASSAYS, load_tox21_challenge  # noqa: E402
 
@@ -33,16 +31,6 @@ UNPARSABLE_FINAL = {"NCGC00357062-01", "NCGC00357026-01"}  # the 2 final-set SMI
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@contextlib.contextmanager
-def preserved_environ() -> Iterator[None]:
-    """``dltk train`` exports DLTK_RUN_DIR (for DDP workers); keep it out of the other tests."""
-    saved = dict(os.environ)
-    try:
-        yield
-    finally:
-        for key in set(os.environ) - set(saved):
-            del os.environ[key]
-        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
