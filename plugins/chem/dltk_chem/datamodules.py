@@ -139,6 +139,13 @@ class MoleculeDataModule(BaseDataModule):
             TensorDictDataset(**{INPUT: X, TARGET: t.y}) for X, t in parts.values())
         test_table = parts["test"][1]
         self._test_records = pd.DataFrame({"id": test_table.ids, "smiles": test_table.smiles})
+        self.fit_label_stats(y_train)
+        sizes = {p: len(t) for p, (_, t) in parts.items()}
+        log.info("splits: %s; %d tasks (%s)", sizes, len(self.task_names), self.task_type)
+
+    def fit_label_stats(self, y_train: np.ndarray) -> None:
+        """Training-split label statistics for the model: positive fraction per task
+        (classification, for class weighting) or target mean/std (regression, for scaling)."""
         labelled = ~np.isnan(y_train)
         if self.task_type == "classification":
             pos = np.where(labelled, y_train, 0).sum(0)
@@ -147,8 +154,6 @@ class MoleculeDataModule(BaseDataModule):
             mean = np.nanmean(y_train, axis=0)
             std = np.nanstd(y_train, axis=0)
             self._target_stats = (mean.round(6).tolist(), np.where(std > 0, std, 1.0).round(6).tolist())
-        sizes = {p: len(t) for p, (_, t) in parts.items()}
-        log.info("splits: %s; %d tasks (%s)", sizes, len(self.task_names), self.task_type)
 
     def resolve_task_type(self, y: np.ndarray) -> Literal["classification", "regression"]:
         return datasets.infer_task_type(y)

@@ -113,14 +113,7 @@ class GraphMixin:
         self.train_dataset, self.val_dataset, self.test_dataset = (d for d, _ in built.values())
         test_table = built["test"][1]
         self._test_records = pd.DataFrame({"id": test_table.ids, "smiles": test_table.smiles})
-        labelled = ~np.isnan(y_train)
-        if self.task_type == "classification":
-            pos = np.where(labelled, y_train, 0).sum(0)
-            self._pos_fraction = (pos / np.maximum(labelled.sum(0), 1)).round(6).tolist()
-        else:
-            mean = np.nanmean(y_train, axis=0)
-            std = np.nanstd(y_train, axis=0)
-            self._target_stats = (mean.round(6).tolist(), np.where(std > 0, std, 1.0).round(6).tolist())
+        self.fit_label_stats(y_train)  # type: ignore[attr-defined]
         g = built["train"][0].graphs
         log.info("graphs: %d atom / %d bond features, %.1f atoms and %.1f bonds per training molecule, "
                  "mol_features=%s; splits %s; dropped %s; %d tasks (%s)",

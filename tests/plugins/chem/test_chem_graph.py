@@ -7,11 +7,9 @@ SMILES with ``dltk predict``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ pytest.importorskip("rdkit")
 
 from rdkit import Chem  # noqa: E402
 
+from testutil import preserved_environ
 from dltk_chem import graph  # noqa: E402
 from dltk_chem.graph import (ATOM_FDIM, BOND_FDIM, GraphDataset, collate_graphs,  # noqa: E402
                              featurize_graphs, mol_from_smiles, mol_graph)
@@ -228,15 +227,6 @@ def test_dmpnn_on_cuda() -> None:
 
 
 # -- datamodule and CLI round trip on real ESOL molecules ----------------------------------------
-@contextlib.contextmanager
-def preserved_environ() -> Iterator[None]:
-    saved = dict(os.environ)
-    try:
-        yield
-    finally:
-        for key in set(os.environ) - set(saved):
-            del os.environ[key]
-        os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
