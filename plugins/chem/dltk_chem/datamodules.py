@@ -27,7 +27,15 @@ from dltk.base import INPUT, TARGET, BaseDataModule, TensorDictDataset
 from dltk.data.splits import group_split, random_split
 from dltk.errors import ConfigError, DataError
 from dltk_chem import datasets
-from dltk_chem.featurize import ECFP, MACCS, DescriptorScaler, RDKitDescriptors, featurize, featurize_cached
+from dltk_chem.featurize import (
+    ECFP,
+    MACCS,
+    DescriptorScaler,
+    RDKitDescriptors,
+    featurize,
+    featurize_cached,
+    make_pool,
+)
 
 log = logging.getLogger("dltk.chem")
 
@@ -77,14 +85,15 @@ class MoleculeDataModule(BaseDataModule):
     def n_features(self) -> int:
         return sum(f.n_features for f in self.blocks.values())
 
-    def _raw_blocks(self, smiles: list[str], cached: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def _raw_blocks(self, smiles: list[str], cached: bool = True,
+                    pool: Any = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
         raw: dict[str, np.ndarray] = {}
         valid = np.ones(len(smiles), dtype=bool)
         for name, featurizer in self.blocks.items():
             if cached:
                 X, ok, _ = featurize_cached(featurizer, smiles, n_jobs=self.n_jobs)
             else:
-                X, ok = featurize(featurizer, smiles, n_jobs=self.n_jobs, progress=False)
+                X, ok = featurize(featurizer, smiles, n_jobs=self.n_jobs, progress=False, pool=pool)
             raw[name] = X
             valid &= ok
         return raw, valid
@@ -173,26 +182,36 @@ class MoleculeDataModule(BaseDataModule):
     def predict_chunks(self, path: str, data_info: dict[str, Any] | None = None,
                        smiles_column: str | None = None, chunk_size: int = 10_000,
                        **kwargs: Any) -> Iterator[tuple[pd.DataFrame, DataLoader | None]]:
-        """Stream a CSV (with a ``smiles`` column) or ``.smi`` file; invalid rows keep an error."""
-        for chunk in datasets.read_smiles_file(path, smiles_column=smiles_column, chunk_size=chunk_size):
-            lines = [c[0] for c in chunk]
-            smiles = [c[1] for c in chunk]
-            ids = [c[2] for c in chunk]
-            if self.scaler is None and data_info and "descriptor_scaler" in data_info:
-                st = data_info["descriptor_scaler"]
-                self.scaler = DescriptorScaler(st["median"], st["scale"], st["clip"])
-            raw, valid = self._raw_blocks(smiles, cached=False)
-            X = self._assemble({k: v[valid] for k, v in raw.items()}, "predict")
-            errors = np.where(valid, "", "invalid SMILES (RDKit cannot parse)")
-            errors = np.where(np.array([s.strip() == "" for s in smiles]), "empty SMILES", errors)
-            records = pd.DataFrame({"line": lines, "id": ids, "smiles": smiles, "error": errors})
-            loader = None
-            if valid.any():
-                n_tasks = len((data_info or {}).get("task_names", self.task_names)) or 1
-                y = np.full((int(valid.sum()), n_tasks), np.nan, dtype=np.float32)
-                loader = DataLoader(TensorDictDataset(**{INPUT: X, TARGET: y}),
-                                    batch_size=max(self.batch_size, 1024), shuffle=False)
-            yield records, loader
+        """Stream a CSV (with a ``smiles`` column) or ``.smi`` file; invalid rows keep an error.
+
+        One featurization pool serves every chunk (workers start once), and the model sees each
+        chunk as a single batch.
+        """
+        if self.scaler is None and data_info and "descriptor_scaler" in data_info:
+            st = data_info["descriptor_scaler"]
+            self.scaler = DescriptorScaler(st["median"], st["scale"], st["clip"])
+        n_tasks = len((data_info or {}).get("task_names", self.task_names)) or 1
+        pool = make_pool(self.n_jobs)
+        try:
+            for chunk in datasets.read_smiles_file(path, smiles_column=smiles_column, chunk_size=chunk_size):
+                lines = [c[0] for c in chunk]
+                smiles = [c[1] for c in chunk]
+                ids = [c[2] for c in chunk]
+                raw, valid = self._raw_blocks(smiles, cached=False, pool=pool)
+                X = self._assemble({k: v[valid] for k, v in raw.items()}, "predict")
+                errors = np.where(valid, "", "invalid SMILES (RDKit cannot parse)")
+                errors = np.where(np.array([s.strip() == "" for s in smiles]), "empty SMILES", errors)
+                records = pd.DataFrame({"line": lines, "id": ids, "smiles": smiles, "error": errors})
+                loader = None
+                if valid.any():
+                    y = np.full((int(valid.sum()), n_tasks), np.nan, dtype=np.float32)
+                    loader = DataLoader(TensorDictDataset(**{INPUT: X, TARGET: y}), batch_size=len(X),
+                                        shuffle=False)
+                yield records, loader
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
 
 
 class Tox21ChallengeDataModule(MoleculeDataModule):

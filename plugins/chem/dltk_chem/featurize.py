@@ -248,8 +248,24 @@ def _pool_context() -> mp.context.BaseContext:
     return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else None)
 
 
+def _work_item(item: tuple[Featurizer, int, list[str]]) -> tuple[int, np.ndarray, np.ndarray]:
+    featurizer, start, smiles = item
+    X, valid = featurizer.transform(smiles)
+    return start, X, valid
+
+
+def make_pool(n_jobs: int | None = None) -> Any:
+    """A process pool to pass to :func:`featurize` across many calls (e.g. the chunks of a
+    screening file), so workers start once; None when one process should be used."""
+    n_jobs = default_n_jobs() if n_jobs is None else max(1, int(n_jobs))
+    if n_jobs == 1 or mp.current_process().daemon:
+        return None
+    return _pool_context().Pool(n_jobs)
+
+
 def featurize(featurizer: Featurizer, smiles: Sequence[str], n_jobs: int | None = None,
-              progress: bool = True, chunk_size: int = CHUNK_SIZE) -> tuple[np.ndarray, np.ndarray]:
+              progress: bool = True, chunk_size: int = CHUNK_SIZE,
+              pool: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Featurize SMILES, in parallel for large inputs; the result equals the serial one exactly.
 
     Args:
@@ -260,6 +276,8 @@ def featurize(featurizer: Featurizer, smiles: Sequence[str], n_jobs: int | None 
             process.
         progress: show a tqdm progress bar (only when stderr is a terminal).
         chunk_size: molecules per work unit.
+        pool: a pool from :func:`make_pool` to use (and keep) instead of starting one; any input
+            size is then spread over it.
 
     Returns:
         ``X`` (n, n_features) uint8 and ``valid`` (n,) bool (False where RDKit cannot parse; that
@@ -276,8 +294,13 @@ def featurize(featurizer: Featurizer, smiles: Sequence[str], n_jobs: int | None 
     bar = tqdm(total=n, unit="mol", desc="featurizing", leave=False,
                disable=not progress or not sys.stderr.isatty())
     try:
+        if pool is not None and len(chunks) > 1:
+            items = [(featurizer, start, chunk) for start, chunk in chunks]
+            for start, Xc, vc in pool.imap_unordered(_work_item, items):
+                X[start:start + len(vc)], valid[start:start + len(vc)] = Xc, vc
+                bar.update(len(vc))
         # daemonic processes (e.g. DataLoader workers) may not start a pool
-        if n_jobs == 1 or n < MIN_PARALLEL or mp.current_process().daemon:
+        elif n_jobs == 1 or n < MIN_PARALLEL or mp.current_process().daemon:
             results = map(lambda c: (c[0], *featurizer.transform(c[1])), chunks)
             for start, Xc, vc in results:
                 X[start:start + len(vc)], valid[start:start + len(vc)] = Xc, vc
