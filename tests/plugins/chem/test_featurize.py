@@ -161,3 +161,32 @@ def test_corrupt_cache_entry_is_recomputed() -> None:
     X2, _, hit = featurize_cached(ECFP(n_bits=128), smiles, progress=False)
     assert not hit and np.array_equal(X, X2)
     assert featurize_cached(ECFP(n_bits=128), smiles, progress=False)[2]
+
+
+def test_persistent_pool_equals_serial_for_every_block(real_smiles: list[str]) -> None:
+    """One pool reused across calls and featurizers (as `dltk predict` does per chunk) gives exactly
+    the serial result, NaN patterns of descriptors included."""
+    smiles = real_smiles[:300] + ["not a smiles", ""]
+    pool = fz.make_pool(2)
+    assert pool is not None
+    try:
+        for featurizer in (ECFP(counts=True), fz.MACCS(), fz.RDKitDescriptors()):
+            X_serial, v_serial = featurize(featurizer, smiles, n_jobs=1, progress=False)
+            X_pool, v_pool = featurize(featurizer, smiles, progress=False, pool=pool, chunk_size=64)
+            np.testing.assert_array_equal(v_serial, v_pool)
+            np.testing.assert_array_equal(X_serial, X_pool)  # equal_nan for floats by default
+            assert not v_pool[-2:].any()
+    finally:
+        pool.close()
+        pool.join()
+    assert fz.make_pool(1) is None
+
+
+def test_descriptor_scaler_uses_training_statistics_only() -> None:
+    train = np.array([[1.0, 10.0], [2.0, np.nan], [3.0, 30.0], [4.0, 40.0]], dtype=np.float32)
+    scaler = fz.DescriptorScaler.fit(train)
+    assert scaler.median.tolist() == [2.5, 30.0]
+    test = np.array([[2.5, np.inf], [100.0, 30.0]], dtype=np.float32)
+    scaled, imputed = scaler.transform(test)
+    assert imputed == 1 and scaled[0].tolist() == [0.0, 0.0]  # inf -> training median -> 0
+    assert scaled[1, 0] == scaler.clip  # an outlier is clipped, not passed through
