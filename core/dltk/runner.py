@@ -621,7 +621,7 @@ def explain(run: str, argv: list[str], which: str = "best") -> list[Path]:
 
 
 TRAIN_HELP = """usage: dltk train --plugin NAME [--task NAME] [--config FILE.yaml] [--seed N] [--run-dir DIR]
-                  [--print-config] [dotted overrides ...]
+                  [--ensemble K] [--print-config] [dotted overrides ...]
 
 Train a plugin's task preset, keep the best checkpoint on validation, test it, write a run directory.
 
@@ -631,6 +631,8 @@ Train a plugin's task preset, keep the best checkpoint on validation, test it, w
                       reproduces that run
   --seed N            global seed (default 0)
   --run-dir DIR       where to write the run (default runs/<plugin>-<task>-<timestamp>)
+  --ensemble K        train K members (seeds N..N+K-1) and test their average; predictions get
+                      the members' standard deviation as an uncertainty column
   --print-config      print the fully resolved config and exit
   overrides           e.g. --trainer.max_epochs 5 --model.hidden_dim 1024 --data.batch_size 256
 
