@@ -612,7 +612,7 @@ def explain(run: str, argv: list[str], which: str = "best") -> list[Path]:
     if module_name.split(".", 1)[0] != plugin.package:
         raise ConfigError(f"explainer {plugin.explainer!r} is outside plugin package {plugin.package!r}")
     function = getattr(importlib.import_module(module_name), func_name)
-    model = _load_run_model(run_dir, config, plugin, which)
+    model = _load_run_models(run_dir, config, plugin, which)[0]  # an ensemble: its first member
     datamodule = build_datamodule(config, allowed_packages(plugin.package))
     paths = function(run_dir, model, datamodule, list(argv))
     for path in paths:
