@@ -54,12 +54,18 @@ class MoleculeDataModule(BaseDataModule):
         num_workers: DataLoader workers.
         split_seed: seed of the data split.
         n_jobs: featurization processes (default: all cores, up to 8).
+        store: ``memory`` (features held in RAM) or ``hdf5``: featurized chunk by chunk into an
+            on-disk HDF5 store under the cache and read batch by batch, for data larger than RAM.
+        store_chunk: molecules featurized per chunk when writing a store.
     """
 
     def __init__(self, features: str = "ecfp", radius: int = 2, n_bits: int = 2048, counts: bool = False,
                  batch_size: int = 128, num_workers: int = 0, split_seed: int = 0,
-                 n_jobs: int | None = None) -> None:
+                 n_jobs: int | None = None, store: Literal["memory", "hdf5"] = "memory",
+                 store_chunk: int = 8192) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
+        self.store = store
+        self.store_chunk = max(1, int(store_chunk))
         names = [f.strip() for f in features.split("+") if f.strip()]
         unknown = [f for f in names if f not in FEATURES]
         if unknown or not names:
@@ -129,28 +135,84 @@ class MoleculeDataModule(BaseDataModule):
     def load(self) -> None:
         train, val, test = self.load_tables()
         self.dropped: dict[str, int] = {}
-        raw = {}
-        for part, table in (("train", train), ("val", val), ("test", test)):
+        tables = {"train": train, "val": val, "test": test}
+        for part, table in tables.items():
             if len(table) == 0:
                 total = len(train) + len(val) + len(test)
                 raise DataError(train.source, f"the {part} split is empty: {total} rows are too few "
                                 "to split into train/validation/test")
-            raw[part] = self._featurize(table, part)
-        if "rdkit2d" in self.blocks:
-            self.scaler = DescriptorScaler.fit(raw["train"][0]["rdkit2d"])
-        parts = {part: (self._assemble(blocks, part), kept) for part, (blocks, kept) in raw.items()}
+        if self.store == "hdf5":
+            parts = self._load_to_store(tables)
+        else:
+            raw = {part: self._featurize(table, part) for part, table in tables.items()}
+            if "rdkit2d" in self.blocks:
+                self.scaler = DescriptorScaler.fit(raw["train"][0]["rdkit2d"])
+            parts = {part: (TensorDictDataset(**{INPUT: self._assemble(blocks, part), TARGET: kept.y}), kept)
+                     for part, (blocks, kept) in raw.items()}
         log.info("features: %s, %d dimensions; dropped unparsable: %s", self.features, self.n_features,
                  self.dropped)
         self.task_names = list(train.tasks)
         y_train = parts["train"][1].y
         self.task_type = self.resolve_task_type(y_train)
-        self.train_dataset, self.val_dataset, self.test_dataset = (
-            TensorDictDataset(**{INPUT: X, TARGET: t.y}) for X, t in parts.values())
+        self.train_dataset, self.val_dataset, self.test_dataset = (d for d, _ in parts.values())
         test_table = parts["test"][1]
         self._test_records = pd.DataFrame({"id": test_table.ids, "smiles": test_table.smiles})
         self.fit_label_stats(y_train)
         sizes = {p: len(t) for p, (_, t) in parts.items()}
         log.info("splits: %s; %d tasks (%s)", sizes, len(self.task_names), self.task_type)
+
+    def _load_to_store(self, tables: dict[str, datasets.MolTable]) -> dict[str, tuple[Any, datasets.MolTable]]:
+        """Featurize each split chunk by chunk straight into an HDF5 store under the cache, so the
+        feature matrix never has to fit in memory; training then reads batches from disk. A store
+        is keyed by the SMILES, labels, feature settings and descriptor scaler, and reused."""
+        import hashlib
+        import json
+
+        from dltk.data import cache_dir
+        from dltk.data.store import StoreDataset, StoreWriter
+
+        if "rdkit2d" in self.blocks:  # the scaler needs only the (small) training descriptor block
+            desc, ok, _ = featurize_cached(self.blocks["rdkit2d"], tables["train"].smiles, n_jobs=self.n_jobs)
+            self.scaler = DescriptorScaler.fit(desc[ok])
+        settings = {"features": self.features, "ecfp": self.featurizer.settings(),
+                    "scaler": self.scaler.state() if self.scaler else None}
+        parts: dict[str, tuple[Any, datasets.MolTable]] = {}
+        pool = make_pool(self.n_jobs)
+        try:
+            for part, table in tables.items():
+                digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+                digest.update("\n".join(table.smiles).encode())
+                digest.update(np.ascontiguousarray(table.y).tobytes())
+                path = cache_dir("stores") / f"{digest.hexdigest()[:32]}-{part}.h5"
+                keep = np.zeros(len(table), dtype=bool)
+                build = not path.is_file()
+                writer = StoreWriter(path, {INPUT: ((self.n_features,), "float32"),
+                                            TARGET: ((len(table.tasks),), "float32")}) if build else None
+                try:
+                    for start in range(0, len(table), self.store_chunk):
+                        smiles = table.smiles[start:start + self.store_chunk]
+                        raw, valid = self._raw_blocks(smiles, cached=False, pool=pool)
+                        keep[start:start + len(smiles)] = valid
+                        if writer is not None and valid.any():
+                            X = self._assemble({k: v[valid] for k, v in raw.items()}, part)
+                            writer.append(**{INPUT: X, TARGET: table.y[start:start + len(smiles)][valid]})
+                except BaseException:
+                    if writer is not None:
+                        writer.abort()
+                    raise
+                if writer is not None:
+                    writer.close()
+                if not keep.any():
+                    raise DataError(table.source, f"no valid SMILES among {len(table)} rows ({part} split)")
+                self.dropped[part] = int((~keep).sum())
+                parts[part] = (StoreDataset(path), table.subset(keep))
+                log.info("%s: %s store %s (%d rows)", part, "wrote" if build else "reusing", path.name,
+                         int(keep.sum()))
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
+        return parts
 
     def fit_label_stats(self, y_train: np.ndarray) -> None:
         """Training-split label statistics for the model: positive fraction per task
