@@ -59,6 +59,10 @@ class BaseDataModule(L.LightningDataModule):
             that several model seeds are evaluated on the same split.
     """
 
+    collate_fn: Any = None
+    """How a list of items becomes a batch (None: torch's default stacking). Plugins whose items
+    are not fixed-size tensors, e.g. molecular graphs, set their own."""
+
     def __init__(self, batch_size: int = 128, num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -112,7 +116,7 @@ class BaseDataModule(L.LightningDataModule):
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}: split not loaded")
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, collate_fn=self.collate_fn,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:

@@ -234,11 +234,16 @@ class MoleculeDataModule(BaseDataModule):
                                 "ecfp": self.featurizer.settings()}
         if self.scaler is not None:
             info["descriptor_scaler"] = self.scaler.state()
-        if self.task_type == "classification":
-            info["pos_fraction"] = self._pos_fraction
-        elif self._target_stats is not None:
-            info["target_mean"], info["target_std"] = self._target_stats
+        info.update(self.label_info())
         return info
+
+    def label_info(self) -> dict[str, Any]:
+        """The training-label statistics from :meth:`fit_label_stats`, as data_info entries."""
+        if self.task_type == "classification":
+            return {"pos_fraction": self._pos_fraction}
+        if self._target_stats is not None:
+            return {"target_mean": self._target_stats[0], "target_std": self._target_stats[1]}
+        return {}
 
     # -- prediction on new files ------------------------------------------------------------
     def predict_chunks(self, path: str, data_info: dict[str, Any] | None = None,

@@ -128,28 +128,11 @@ class GraphMixin:
                                 "mol_fdim": self._descriptors.n_features if self._descriptors else 0}
         if self.descriptor_scaler is not None:
             info["descriptor_scaler"] = self.descriptor_scaler.state()
-        if self.task_type == "classification":
-            info["pos_fraction"] = self._pos_fraction
-        elif getattr(self, "_target_stats", None) is not None:
-            info["target_mean"], info["target_std"] = self._target_stats
+        info.update(self.label_info())  # type: ignore[attr-defined]
         return info
 
-    # -- loaders ----------------------------------------------------------------------------
-    def _graph_loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError(f"{type(self).__name__}: split not loaded")
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
-                          collate_fn=graph.collate_graphs, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._graph_loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._graph_loader(self.val_dataset, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._graph_loader(self.test_dataset, shuffle=False)
+    # -- loaders: the base class's, batching graphs with collate_graphs -----------------------
+    collate_fn = staticmethod(graph.collate_graphs)
 
     # -- prediction on new files ------------------------------------------------------------
     def predict_chunks(self, path: str, data_info: dict[str, Any] | None = None,
