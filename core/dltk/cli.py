@@ -25,8 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict new inputs with a run's model")
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--input", required=True, help="input file (e.g. CSV or .smi of SMILES)")
-    p.add_argument("--output", required=True, help="output CSV")
+    p.add_argument("--output", required=True, help="output CSV (or folder, for plugins that write images)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.epilog = "Plugin-specific options (e.g. --level 1 --tile 224 for a slide) follow the common ones."
     p = sub.add_parser("explain", help="explain a run's predictions (plugin-specific options follow)")
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] == "train":
         command, rest = "train", args[1:]
         ns = None
-    elif args and args[0] in ("explain", "benchmark"):
+    elif args and args[0] in ("explain", "benchmark", "predict"):
         ns, rest = parser.parse_known_args(args)
         command = args[0]
     else:
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif command == "test":
             runner.test(ns.run, ns.checkpoint)
         elif command == "predict":
-            runner.predict(ns.run, ns.input, ns.output, ns.checkpoint)
+            runner.predict(ns.run, ns.input, ns.output, ns.checkpoint, options=rest)
         elif command == "explain":
             runner.explain(ns.run, rest, ns.checkpoint)
         return 0

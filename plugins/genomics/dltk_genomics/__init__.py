@@ -1,0 +1,1 @@
+"""dltk genomics plugin."""

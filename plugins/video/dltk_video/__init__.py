@@ -1,0 +1,1 @@
+"""dltk video plugin."""
