@@ -133,6 +133,24 @@ class DMPNN(BaseTask):
             mol = torch.cat([mol, batch["mol_x"].to(mol.dtype)], dim=1)
         return self.ffn(mol)
 
+    @classmethod
+    def example(cls) -> tuple[dict[str, Any], dict[str, Any], dict[str, Tensor]]:
+        """Plugin contract: tiny init kwargs, data_info and a real graph batch of 3 molecules
+        (ethanol, benzene, acetic acid) with 4 molecule-level features and 2 tasks."""
+        import numpy as np
+
+        from dltk_chem import graph
+
+        graphs = graph.featurize_graphs(["CCO", "c1ccccc1", "CC(=O)O"], n_jobs=1)
+        y = np.array([[1, 0], [0, np.nan], [1, 1]], dtype=np.float32)
+        mol_x = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+        dataset = graph.GraphDataset(graphs, y, mol_x)
+        batch = graph.collate_graphs([dataset[i] for i in range(len(dataset))])
+        kwargs = {"hidden_dim": 16, "depth": 2, "ffn_hidden_dim": 16, "ffn_num_layers": 2, "scheduler": "none"}
+        info = {"task_names": ["a", "b"], "task_type": "classification", "atom_fdim": graph.ATOM_FDIM,
+                "bond_fdim": graph.BOND_FDIM, "mol_fdim": 4}
+        return kwargs, info, batch
+
     # -- chemprop's learning-rate schedule --------------------------------------------------
     def configure_optimizers(self) -> Any:
         opt = super().configure_optimizers()  # the base class returns the bare optimiser for "noam"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+import torch
 from torch import Tensor, nn
 
-from dltk.base import INPUT, BaseTask
+from dltk.base import INPUT, TARGET, BaseTask
 
 
 class FingerprintMLP(BaseTask):
@@ -57,3 +58,15 @@ class FingerprintMLP(BaseTask):
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:  # type: ignore[override]
         return self.net(batch[INPUT].float())
+
+    @classmethod
+    def example(cls) -> tuple[dict[str, Any], dict[str, Any], dict[str, Tensor]]:
+        """Plugin contract: tiny init kwargs, data_info and a fake batch of 4 fingerprints (3 tasks,
+        one label missing)."""
+        kwargs = {"hidden_dim": 16, "num_layers": 1, "dropout": 0.1, "input_dropout": 0.0}
+        info = {"task_names": ["a", "b", "c"], "task_type": "classification", "in_features": 32,
+                "pos_fraction": [0.5, 0.25, 0.5]}
+        gen = torch.Generator().manual_seed(0)
+        x = (torch.rand(4, 32, generator=gen) < 0.2).float()
+        y = torch.tensor([[1, 0, 1], [0, 0, float("nan")], [1, 1, 0], [0, 0, 1]], dtype=torch.float32)
+        return kwargs, info, {INPUT: x, TARGET: y}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+import torch
 from torch import Tensor, nn
 
-from dltk.base import INPUT, BaseTask
+from dltk.base import INPUT, TARGET, BaseTask
 
 
 class ToyMLP(BaseTask):
@@ -32,3 +33,12 @@ class ToyMLP(BaseTask):
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:  # type: ignore[override]
         return self.net(batch[INPUT].float())
+
+    @classmethod
+    def example(cls) -> tuple[dict[str, Any], dict[str, Any], dict[str, Tensor]]:
+        """Plugin contract: tiny init kwargs, data_info and a fake batch (4 samples, 2 tasks)."""
+        gen = torch.Generator().manual_seed(0)
+        batch = {INPUT: torch.randn(4, 8, generator=gen),
+                 TARGET: torch.tensor([[1, 0], [0, float("nan")], [1, 1], [0, 0]], dtype=torch.float32)}
+        return {"hidden_dim": 4}, {"task_names": ["alpha", "beta"], "task_type": "classification",
+                                   "in_features": 8}, batch
