@@ -1,0 +1,438 @@
+"""Pose-behaviour datamodules: pose tracks + bouts -> per-frame features -> sliding windows.
+
+Every video is split into contiguous *segments* (whole videos, or blocks of time), never random
+frames, since neighbouring frames are near-duplicates. Training windows overlap (``stride``);
+validation and test windows carry a context ``margin`` on each side and own only their core, so
+each frame is scored exactly once (targets outside the core are NaN), and
+:meth:`PoseBehaviorDataModule.evaluate_frames` stitches the predictions back into one label per
+frame before computing frame F1, bout precision/recall and the human inter-annotator F1.
+
+Batches: ``x`` float32 ``(B, window, F)`` standardised features, ``y`` float ``(B, window)`` class
+indices (NaN = unlabelled or outside the core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from dltk.base import INPUT, TARGET, BaseDataModule, TensorDictDataset
+from dltk.errors import ConfigError, DataError
+
+from dltk_video import datasets
+from dltk_video.datasets import Session
+from dltk_video.features import (
+    FeatureConfig,
+    WindowPlan,
+    eval_windows,
+    plan_windows,
+    pose_features,
+    stitch,
+    training_windows,
+)
+from dltk_video.readers import clean_track, read_pose
+from dltk_video.scoring import behavior_metrics, frame_f1
+
+log = logging.getLogger("dltk.video")
+
+TARGET_NAME = "behavior"
+
+
+@dataclass
+class Segment:
+    """Frames ``lo .. hi-1`` of session ``session`` (index into the datamodule's sessions)."""
+
+    session: int
+    lo: int
+    hi: int
+
+
+class PoseBehaviorDataModule(BaseDataModule):
+    """Shared behaviour of the pose datamodules; subclasses give sessions, classes and the split.
+
+    Args:
+        window: frames per window.
+        margin: context frames on each side of an evaluation window's core.
+        stride: step between training windows.
+        min_likelihood: keypoints below this likelihood are masked and interpolated.
+        batch_size, num_workers, split_seed: see :class:`dltk.base.BaseDataModule`.
+    """
+
+    class_names: tuple[str, ...] = ()
+    primary: tuple[str, str] = ("macro_f1", "max")
+
+    def __init__(self, window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
+                 batch_size: int = 32, num_workers: int = 0, split_seed: int = 0) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
+        if window - 2 * margin <= 0 or stride <= 0:
+            raise ConfigError(f"data.window ({window}) must exceed 2 * data.margin ({margin}); stride > 0")
+        self.window, self.margin, self.stride = int(window), int(margin), int(stride)
+        self.min_likelihood = float(min_likelihood)
+        self.sessions_: list[Session] = []
+        self.features_: list[np.ndarray] = []
+        self.parts: dict[str, list[tuple[Segment, WindowPlan]]] = {}
+        self._mean: np.ndarray | None = None
+        self._std: np.ndarray | None = None
+        self._counts: list[int] = []
+        self.task_type = "multiclass"
+        self.task_names = [TARGET_NAME]
+
+    # -- subclass hooks -----------------------------------------------------------------------
+    def load_sessions(self) -> list[Session]:
+        raise NotImplementedError
+
+    def feature_config(self) -> FeatureConfig:
+        raise NotImplementedError
+
+    def split(self, sessions: list[Session]) -> dict[str, list[Segment]]:
+        """``{"train": [...], "val": [...], "test": [...]}`` segments."""
+        raise NotImplementedError
+
+    def human_rows(self, segment: Segment) -> dict[str, np.ndarray]:
+        """Other annotators' labels of a test segment (name -> per-frame labels), for the human ceiling."""
+        s = self.sessions_[segment.session]
+        return {k: v[segment.lo:segment.hi] for k, v in s.labels.items() if k != s.reference}
+
+    # -- loading ------------------------------------------------------------------------------
+    def load(self) -> None:
+        config = self.feature_config()
+        self.sessions_ = self.load_sessions()
+        self.features_ = []
+        for s in self.sessions_:
+            track, report = clean_track(s.track, self.min_likelihood)
+            log.info(report.line(s.name))
+            X, _ = pose_features(track, config)
+            self.features_.append(X)
+        segments = self.split(self.sessions_)
+        train_rows = np.concatenate([self.features_[g.session][g.lo:g.hi] for g in segments["train"]])
+        self._mean = train_rows.mean(axis=0)
+        self._std = np.maximum(train_rows.std(axis=0), 1e-6)
+        y_train = np.concatenate([self.sessions_[g.session].target[g.lo:g.hi] for g in segments["train"]])
+        self._counts = [int((y_train == c).sum()) for c in range(len(self.class_names))]
+        if min(self._counts[1:], default=0) == 0:
+            raise DataError(None, f"a behaviour has no training frame: {dict(zip(self.class_names, self._counts))}")
+        self.train_dataset = self._train_set(segments["train"])
+        self.parts = {}
+        for part in ("val", "test"):
+            self.parts[part] = [(g, plan_windows(g.hi - g.lo, self.window, self.margin)) for g in segments[part]]
+        self.val_dataset = self._eval_set(self.parts["val"])
+        self.test_dataset = self._eval_set(self.parts["test"])
+        for part in ("train", "val", "test"):
+            frames = sum(g.hi - g.lo for g in segments[part])
+            y = np.concatenate([self.sessions_[g.session].target[g.lo:g.hi] for g in segments[part]])
+            counts = ", ".join(f"{n} {int((y == c).sum())}" for c, n in enumerate(self.class_names))
+            log.info("%s: %d frames in %d segments (%s)", part, frames, len(segments[part]), counts)
+
+    def standardise(self, X: np.ndarray) -> np.ndarray:
+        assert self._mean is not None and self._std is not None
+        return np.clip((X - self._mean) / self._std, -10, 10).astype(np.float32)
+
+    def _train_set(self, segments: list[Segment]) -> TensorDictDataset:
+        xs, ys = [], []
+        for g in segments:
+            X = self.standardise(self.features_[g.session][g.lo:g.hi])
+            y = self.sessions_[g.session].target[g.lo:g.hi]
+            idx = training_windows(g.hi - g.lo, self.window, self.stride)
+            xs.append(X[idx])
+            ys.append(y[idx].astype(np.float32))
+        return TensorDictDataset(**{INPUT: np.concatenate(xs), TARGET: np.concatenate(ys)})
+
+    def _eval_set(self, parts: list[tuple[Segment, WindowPlan]]) -> TensorDictDataset:
+        xs, ys = [], []
+        for g, plan in parts:
+            X = self.standardise(self.features_[g.session][g.lo:g.hi])
+            x, y = eval_windows(X, self.sessions_[g.session].target[g.lo:g.hi], plan)
+            xs.append(x)
+            ys.append(y)
+        return TensorDictDataset(**{INPUT: np.concatenate(xs), TARGET: np.concatenate(ys)})
+
+    def extra_info(self) -> dict[str, Any]:
+        config = self.feature_config()
+        return {"in_features": len(self._mean) if self._mean is not None else 0,
+                "class_names": list(self.class_names), "class_counts": list(self._counts),
+                "primary_metric": list(self.primary),
+                "feature_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+                "feature_mean": [float(v) for v in self._mean] if self._mean is not None else [],
+                "feature_std": [float(v) for v in self._std] if self._std is not None else [],
+                "individuals": list(self.sessions_[0].track.individuals) if self.sessions_ else [],
+                "window": self.window, "margin": self.margin, "min_likelihood": self.min_likelihood}
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def stitched(self, preds: np.ndarray, part: str = "test") -> list[tuple[Segment, np.ndarray]]:
+        """Window predictions of a split (loader order) -> per-frame predictions per segment."""
+        out, start = [], 0
+        for g, plan in self.parts[part]:
+            n = len(plan.starts)
+            out.append((g, stitch(preds[start:start + n], plan)))
+            start += n
+        if start != len(preds):
+            raise RuntimeError(f"{len(preds)} windows predicted for {start} planned")
+        return out
+
+    def evaluate_frames(self, model: Any, preds: np.ndarray, std: np.ndarray | None,
+                        run_dir: Path | None) -> dict[str, float]:
+        """Per-frame metrics of the test split (multiclass metrics over frames, behaviour metrics,
+        human inter-annotator F1); with ``run_dir``: per-frame CSV, confusion matrix, ethogram."""
+        from dltk.metrics import multiclass_metrics
+
+        pieces = self.stitched(preds)
+        std_pieces = self.stitched(std) if std is not None else None
+        probs = np.concatenate([p for _, p in pieces])
+        target = np.concatenate([self.sessions_[g.session].target[g.lo:g.hi] for g, _ in pieces])
+        metrics = multiclass_metrics(probs, target, list(self.class_names))
+        pred_labels = []
+        for g, p in pieces:
+            pred_labels.append(p.argmax(axis=1).astype(np.float64))
+        # bout metrics per segment (bouts never span two segments), pooled
+        ref_all = np.concatenate([np.append(self.sessions_[g.session].target[g.lo:g.hi], -1) for g, _ in pieces])
+        pred_all = np.concatenate([np.append(p, -1) for p in pred_labels])
+        ref_all[ref_all == -1] = np.nan
+        pred_all[pred_all == -1] = np.nan
+        metrics.update(behavior_metrics(ref_all, pred_all, list(self.class_names)))
+        human: dict[str, list[float]] = {}
+        for (g, _), _p in zip(pieces, pred_labels):
+            ref = self.sessions_[g.session].target[g.lo:g.hi]
+            for name, other in self.human_rows(g).items():
+                for c, cname in enumerate(self.class_names):
+                    if c:
+                        human.setdefault(f"human_f1/{cname}/{name}", []).append(frame_f1(ref, other, c))
+        for key, values in human.items():
+            finite = [v for v in values if not math.isnan(v)]
+            metrics[key] = float(np.mean(finite)) if finite else math.nan
+        if run_dir is not None:
+            self._write_outputs(model, run_dir, pieces, std_pieces, pred_labels)
+        return metrics
+
+    def _write_outputs(self, model: Any, run_dir: Path, pieces: list[tuple[Segment, np.ndarray]],
+                       std_pieces: list[tuple[Segment, np.ndarray]] | None, pred_labels: list[np.ndarray]) -> None:
+        from dltk.io import atomic_path
+
+        from dltk_video.ethogram import ethogram
+
+        tables = []
+        for k, (g, p) in enumerate(pieces):
+            s = self.sessions_[g.session]
+            frames = np.arange(g.lo, g.hi)
+            true = s.target[g.lo:g.hi]
+            table = pd.DataFrame({"video": s.name, "frame": frames, "time_s": frames / s.fps})
+            names = np.asarray(self.class_names, dtype=object)
+            table[f"true_{TARGET_NAME}"] = [names[int(v)] if not np.isnan(v) else "" for v in true]
+            table[f"pred_{TARGET_NAME}"] = names[pred_labels[k].astype(int)]
+            for c, cname in enumerate(self.class_names):
+                table[f"prob_{cname}"] = p[:, c]
+                if std_pieces is not None:
+                    table[f"std_{cname}"] = std_pieces[k][1][:, c]
+            tables.append(table)
+        with atomic_path(run_dir / "predictions" / "test.csv") as tmp:
+            pd.concat(tables).to_csv(tmp, index=False, float_format="%.6g")
+        probs = np.concatenate([p for _, p in pieces])
+        target = np.concatenate([self.sessions_[g.session].target[g.lo:g.hi] for g, _ in pieces])
+        model.write_test_plots(run_dir / "plots", probs, target, f"video / {type(self).__name__}: test frames")
+        by_session: dict[int, list[int]] = {}
+        for k, (g, _) in enumerate(pieces):
+            by_session.setdefault(g.session, []).append(k)
+        for si, ks in by_session.items():
+            s = self.sessions_[si]
+            n = s.track.n_frames
+            rows: dict[str, np.ndarray] = {}
+            pred = np.full(n, np.nan)
+            prob = np.full((n, len(self.class_names)), np.nan)
+            for k in ks:
+                g = pieces[k][0]
+                pred[g.lo:g.hi] = pred_labels[k]
+                prob[g.lo:g.hi] = pieces[k][1]
+            held = ~np.isnan(pred)
+            rows[f"{s.reference} (reference)"] = np.where(held, s.target, np.nan)
+            for name, other in s.labels.items():
+                if name != s.reference:
+                    rows[name] = np.where(held, other, np.nan)
+            rows["model"] = pred
+            ethogram(rows, list(self.class_names), s.fps, run_dir / "plots" / f"ethogram_{s.name}.png",
+                     f"{s.name}: held-out frames, reference vs model", probabilities=prob)
+
+    # -- prediction on new pose files -------------------------------------------------------
+    def predict_file(self, input_path: str, output_path: str, models: list[Any],
+                     options: list[str]) -> dict[str, int] | None:
+        return predict_pose_file(input_path, output_path, models, options)
+
+
+def _parse_predict_options(options: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="dltk predict (video pose)", add_help=False, exit_on_error=False)
+    parser.add_argument("--fps", type=float, default=None)
+    parser.add_argument("--min-likelihood", type=float, default=None)
+    parser.add_argument("--no-plot", action="store_true")
+    try:
+        ns, unknown = parser.parse_known_args(options)
+    except argparse.ArgumentError as exc:
+        raise ConfigError(f"predict option: {exc}") from exc
+    if unknown:
+        raise ConfigError(f"unknown predict option(s): {' '.join(unknown)} (accepted: --fps F, "
+                          "--min-likelihood P, --no-plot)")
+    return ns
+
+
+def predict_pose_file(input_path: str, output_path: str, models: list[Any], options: list[str]) -> dict[str, int]:
+    """Label every frame of a pose file (DeepLabCut CSV or SLEAP HDF5) with a trained run.
+
+    Writes ``output_path`` (``frame, time_s, behavior, prob_<class>...``) and an ethogram PNG
+    beside it; the file's body parts and animals must match the training configuration.
+    """
+    import torch
+    from dltk.inference import ensemble_inference
+    from dltk.io import atomic_path
+
+    from dltk_video.ethogram import ethogram
+
+    ns = _parse_predict_options(options)
+    path = Path(input_path)
+    if path.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"):
+        raise DataError(path, "this run predicts from pose files (DeepLabCut .csv, SLEAP .h5); "
+                        "use a video_behavior run for raw video")
+    info = models[0].data_info
+    fc = dict(info["feature_config"])
+    config = FeatureConfig(tuple(fc["bodyparts"]), fc["tail"], fc["head"], tuple(fc.get("arena", ())),
+                           float(ns.fps or fc["fps"]))
+    track = read_pose(path)
+    if track.fps is not None and ns.fps is None and abs(track.fps - config.fps) > 1e-3:
+        raise DataError(path, f"the file's fps ({track.fps:g}) differs from the training fps ({config.fps:g}); "
+                        "pass --fps to confirm the rate to use")
+    individuals = list(info.get("individuals") or [])
+    if len(track.individuals) != len(individuals):
+        raise DataError(path, f"{len(track.individuals)} animals {track.individuals} in the file; the model was "
+                        f"trained on {len(individuals)} {individuals}", field="individuals")
+    if len(individuals) > 1 and track.individuals != individuals:
+        raise DataError(path, f"animals {track.individuals} differ from the training animals {individuals}",
+                        field="individuals")
+    track.individuals = individuals or track.individuals
+    needed = list(config.bodyparts) + list(config.arena)
+    missing = [b for b in needed if b not in track.bodyparts]
+    if missing:
+        raise DataError(path, f"body parts {missing} of the training configuration are not in the file "
+                        f"(it has {track.bodyparts})", field="bodyparts")
+    track, report = clean_track(track, ns.min_likelihood if ns.min_likelihood is not None else
+                                float(info.get("min_likelihood", 0.6)))
+    print(report.line(str(path)))
+    X, _ = pose_features(track, config)
+    mean, std = np.asarray(info["feature_mean"], np.float32), np.asarray(info["feature_std"], np.float32)
+    if X.shape[1] != len(mean):
+        raise DataError(path, f"{X.shape[1]} features from this file, {len(mean)} at training")
+    X = np.clip((X - mean) / std, -10, 10).astype(np.float32)
+    plan = plan_windows(len(X), int(info["window"]), int(info["margin"]))
+    x, _ = eval_windows(X, None, plan)
+    loader = torch.utils.data.DataLoader(TensorDictDataset(**{INPUT: x}), batch_size=64)
+    preds, sd, _ = ensemble_inference(models, loader)
+    probs = stitch(preds, plan)
+    class_names = list(info["class_names"])
+    names = np.asarray(class_names, dtype=object)
+    frames = track.frames if len(track.frames) == len(probs) else np.arange(len(probs))
+    table = pd.DataFrame({"frame": frames, "time_s": np.arange(len(probs)) / config.fps,
+                          TARGET_NAME: names[probs.argmax(axis=1)]})
+    for c, cname in enumerate(class_names):
+        table[f"prob_{cname}"] = probs[:, c]
+        if sd is not None:
+            table[f"prob_{cname}_std"] = stitch(sd, plan)[:, c]
+    out = Path(output_path)
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    if not ns.no_plot:
+        png = ethogram({"model": probs.argmax(axis=1).astype(float)}, class_names, config.fps,
+                       out.with_suffix(".png"), f"{path.name}: predicted behaviour", probabilities=probs)
+        print(f"dltk predict: ethogram -> {png}")
+    counts = {"frames": len(probs)}
+    for c, cname in enumerate(class_names[1:], start=1):
+        counts[f"{cname}_frames"] = int((probs.argmax(axis=1) == c).sum())
+    return counts
+
+
+# ------------------------------------------------------------------------------------------------
+# built-in datasets
+# ------------------------------------------------------------------------------------------------
+class SturmanOFTDataModule(PoseBehaviorDataModule):
+    """Sturman et al. 2020 open-field test: rearing (Supported / Unsupported) from DeepLabCut
+    tracks, 25 fps, two sessions of 1,998 frames; one whole session is held out for testing.
+
+    Args:
+        test_session: the held-out session (``12_01`` or ``8_01``); the other one trains, its last
+            ``val_fraction`` of frames (a contiguous block) validates.
+        reference: the annotator whose labels are the target (default Oliver: the highest mean
+            agreement with the other two on both sessions); the other two give the human ceiling.
+        val_fraction: fraction of the training session held out (at its end) for validation.
+        **kwargs: see :class:`PoseBehaviorDataModule`.
+    """
+
+    class_names = tuple(datasets.STURMAN_CLASSES)
+    primary = ("f1/Supported", "max")
+
+    def __init__(self, test_session: Literal["12_01", "8_01"] = "12_01",
+                 reference: Literal["Oliver", "Jin", "Furkan"] = "Oliver", val_fraction: float = 0.25,
+                 window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
+                 batch_size: int = 32, num_workers: int = 0, split_seed: int = 0) -> None:
+        super().__init__(window=window, margin=margin, stride=stride, min_likelihood=min_likelihood,
+                         batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
+        if test_session not in datasets.STURMAN_SESSIONS:
+            raise ConfigError(f"data.test_session must be one of {datasets.STURMAN_SESSIONS}")
+        if not 0 < val_fraction < 1:
+            raise ConfigError("data.val_fraction must be in (0, 1)")
+        self.test_session, self.reference, self.val_fraction = test_session, reference, float(val_fraction)
+
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig(datasets.STURMAN_MOUSE, "tailbase", "neck", datasets.STURMAN_ARENA, datasets.STURMAN_FPS)
+
+    def load_sessions(self) -> list[Session]:
+        return [datasets.load_sturman(s, self.reference) for s in datasets.STURMAN_SESSIONS]
+
+    def split(self, sessions: list[Session]) -> dict[str, list[Segment]]:
+        test = next(i for i, s in enumerate(sessions) if s.name == self.test_session)
+        train = 1 - test
+        n = sessions[train].track.n_frames
+        cut = round(n * (1 - self.val_fraction))
+        return {"train": [Segment(train, 0, cut)], "val": [Segment(train, cut, n)],
+                "test": [Segment(test, 0, sessions[test].track.n_frames)]}
+
+
+class EthomeSocialDataModule(PoseBehaviorDataModule):
+    """ethome social interaction (adult + juvenile mouse, multi-animal DeepLabCut, 30 fps, 5,700
+    frames, ``interact`` bouts from BORIS). Split into contiguous time blocks of ``block_frames``:
+    block ``k`` is test when ``k % cycle == test_phase``, validation when ``k % cycle ==
+    val_phase``, training otherwise (a fixed rule, chosen before looking at any score).
+
+    Args:
+        block_frames: frames per time block (300 = 10 s).
+        cycle, test_phase, val_phase: the block assignment rule above.
+        **kwargs: see :class:`PoseBehaviorDataModule`.
+    """
+
+    class_names = tuple(datasets.ETHOME_CLASSES)
+    primary = ("f1/interact", "max")
+
+    def __init__(self, block_frames: int = 300, cycle: int = 5, test_phase: int = 2, val_phase: int = 4,
+                 window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
+                 batch_size: int = 32, num_workers: int = 0, split_seed: int = 0) -> None:
+        super().__init__(window=window, margin=margin, stride=stride, min_likelihood=min_likelihood,
+                         batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
+        if block_frames < 2 * margin + 1 or cycle < 3 or test_phase == val_phase:
+            raise ConfigError("data.block_frames must exceed 2*margin, cycle >= 3, test_phase != val_phase")
+        self.block_frames, self.cycle = int(block_frames), int(cycle)
+        self.test_phase, self.val_phase = int(test_phase) % self.cycle, int(val_phase) % self.cycle
+
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig(datasets.ETHOME_BODYPARTS, "tail", "neck", (), datasets.ETHOME_FPS)
+
+    def load_sessions(self) -> list[Session]:
+        return [datasets.load_ethome()]
+
+    def split(self, sessions: list[Session]) -> dict[str, list[Segment]]:
+        n = sessions[0].track.n_frames
+        out: dict[str, list[Segment]] = {"train": [], "val": [], "test": []}
+        for k, lo in enumerate(range(0, n, self.block_frames)):
+            hi = min(n, lo + self.block_frames)
+            part = "test" if k % self.cycle == self.test_phase else "val" if k % self.cycle == self.val_phase \
+                else "train"
+            out[part].append(Segment(0, lo, hi))
+        return out

@@ -1,0 +1,137 @@
+"""Built-in data: registered files (URL + sha256, see ``dltk.data.registry``) and session loaders.
+
+- ``sturman_oft``: two mouse open-field sessions (DeepLabCut tracking, 25 fps, 1,998 frames each)
+  with rearing bouts (Supported / Unsupported) by three annotators (Sturman et al. 2020).
+- ``ethome_social``: one adult + juvenile session (multi-animal DeepLabCut, 30 fps, 5,700
+  frames), ``interact`` bouts from a BORIS export (ethome test data, Lansdell).
+- ``dlc_openfield``: the DeepLabCut open-field example (116 labelled frames, one unlabelled mp4).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dltk.data.registry import RemoteFile, fetch
+from dltk.errors import DataError
+
+from dltk_video.readers import Bout, PoseTrack, bouts_to_frames, read_boris, read_dlc_csv
+
+log = logging.getLogger("dltk.video")
+
+_DLC2ACTION = "https://raw.githubusercontent.com/amathislab/DLC2action/main/tests/data/"
+_ETHOME = "https://raw.githubusercontent.com/benlansdell/ethome/master/tests/data/"
+_DLC = ("https://raw.githubusercontent.com/DeepLabCut/DeepLabCut/main/examples/"
+        "openfield-Pranav-2018-10-30/")
+_STURMAN_DLC = "DeepCut_resnet50_Blockcourse1May9shuffle1_1030000.csv"
+_ETHOME_DLC = "e3v813a-20210610T122332-122642DLC_dlcrnetms5_pilot_studySep24shuffle1_100000_el_filtered.csv"
+_ETHOME_BORIS = "e3v813a-20210610T122332-122642_reencode.csv"
+
+FILES: dict[str, RemoteFile] = {
+    "sturman/12_01/pose": RemoteFile(
+        f"video/sturman-oft/12_01_A_190507144429{_STURMAN_DLC}", f"{_DLC2ACTION}12_01_A_190507144429{_STURMAN_DLC}",
+        "766aca3d9cbf75447c76a6107f80eda80ec334250aea03c229ac7d470e26c55e", 1806289),
+    "sturman/12_01/labels": RemoteFile(
+        "video/sturman-oft/12_01_A_190507144429.labels_3annotators.csv", f"{_DLC2ACTION}12_01_A_190507144429.csv",
+        "5aecefead57b76453b5e23df04462e2b99d4a4c8a9f6ec063db11242d28dd7fe", 30394),
+    "sturman/8_01/pose": RemoteFile(
+        f"video/sturman-oft/8_01_A_190507134142{_STURMAN_DLC}", f"{_DLC2ACTION}8_01_A_190507134142{_STURMAN_DLC}",
+        "2bb220a7822bac78259f1b01d6b4309c3b251ed2ce61972b9ca0c7f7dd341653", 1780421),
+    "sturman/8_01/labels": RemoteFile(
+        "video/sturman-oft/8_01_A_190507134142.labels_3annotators.csv", f"{_DLC2ACTION}8_01_A_190507134142.csv",
+        "deb6b3610bf0ef2d44830282a912068a94a7308379b287c9644b38b71cd03ef1", 53905),
+    "ethome/pose": RemoteFile(
+        f"video/ethome-social/{_ETHOME_DLC}", f"{_ETHOME}dlc/{_ETHOME_DLC}",
+        "207cb350bc4dd20b7af807819b0c3abfad75d42007e12927bf64fbf0c6cd10bb", 2793506),
+    "ethome/labels": RemoteFile(
+        f"video/ethome-social/{_ETHOME_BORIS}", f"{_ETHOME}boris/{_ETHOME_BORIS}",
+        "decd4c0c31be2264d735371d1a55963fb5e31df806ac3c37e97de099ec516489", 3043),
+    "dlc_openfield/labels": RemoteFile(
+        "video/dlc-openfield/CollectedData_Pranav.csv", f"{_DLC}labeled-data/m4s1/CollectedData_Pranav.csv",
+        "4772b40c61d368ac29f283483719e4ea3be5d38a52dabcc414aae0c8699fd9c7", 13330),
+    "dlc_openfield/video": RemoteFile(
+        "video/dlc-openfield/m3v1mp4.mp4", f"{_DLC}videos/m3v1mp4.mp4",
+        "e2394b4221821cdb7206910a6efcec9db338cb497d1f880bd5a0ef2fd087ce59", 2216380),
+}
+
+STURMAN_SESSIONS = ("12_01", "8_01")
+STURMAN_ANNOTATORS = ("Oliver", "Jin", "Furkan")
+STURMAN_CLASSES = ["background", "Supported", "Unsupported"]
+STURMAN_FPS = 25.0
+STURMAN_MOUSE = ("nose", "headcentre", "neck", "earl", "earr", "bodycentre", "bcl", "bcr", "hipl", "hipr",
+                 "tailbase", "tailcentre", "tailtip")
+STURMAN_ARENA = ("tl", "tr", "br", "bl")
+STURMAN_MARKERS = ("StartEnd", "Start/End", "_DEFAULT")
+
+ETHOME_CLASSES = ["background", "interact"]
+ETHOME_FPS = 30.0
+ETHOME_BODYPARTS = ("nose", "leftear", "rightear", "neck", "lefthip", "righthip", "tail")
+
+
+@dataclass
+class Session:
+    """One video's pose track and per-frame labels (per annotator; ``reference`` is the target)."""
+
+    name: str
+    track: PoseTrack
+    labels: dict[str, np.ndarray]
+    reference: str
+    fps: float
+
+    @property
+    def target(self) -> np.ndarray:
+        return self.labels[self.reference]
+
+
+def sturman_bouts(path: Path) -> dict[str, list[Bout]]:
+    """Bouts per annotator from a Sturman 3-annotator table (``from``/``to`` seconds, ``type``)."""
+    table = pd.read_csv(path, index_col=0)
+    for col in ("Experimenter", "from", "to", "type"):
+        if col not in table.columns:
+            raise DataError(path, f"missing column {col!r}")
+    out: dict[str, list[Bout]] = {}
+    rows = zip(table["Experimenter"].astype(str), table["from"], table["to"], table["type"].astype(str))
+    for i, (who, start, stop, kind) in enumerate(rows):
+        out.setdefault(who, []).append(Bout(float(start), float(stop), kind, i + 2, who))
+    return out
+
+
+def load_sturman(session: str, reference: str = "Oliver") -> Session:
+    """One Sturman OFT session: 1,998 tracked frames; labels of every annotator (Grooming frames
+    and frames where Supported and Unsupported bouts of one annotator overlap are NaN)."""
+    if session not in STURMAN_SESSIONS:
+        raise DataError(None, f"unknown Sturman session {session!r}; choose from {STURMAN_SESSIONS}")
+    track = read_dlc_csv(fetch(FILES[f"sturman/{session}/pose"]))
+    track.fps = STURMAN_FPS
+    labels_path = fetch(FILES[f"sturman/{session}/labels"])
+    labels: dict[str, np.ndarray] = {}
+    for annotator, bouts in sturman_bouts(labels_path).items():
+        grooming = [b for b in bouts if b.behavior == "Grooming"]
+        kept = [b for b in bouts if b.behavior != "Grooming"]
+        y, counts = bouts_to_frames(kept, track.n_frames, STURMAN_CLASSES, fps=STURMAN_FPS, overlap="ignore",
+                                    ignore=STURMAN_MARKERS, past_end="clip", path=labels_path)
+        g, _ = bouts_to_frames([Bout(b.start, b.stop, "Supported") for b in grooming], track.n_frames,
+                               STURMAN_CLASSES, fps=STURMAN_FPS, past_end="clip", path=labels_path)
+        y[g > 0] = np.nan
+        labels[annotator] = y
+        if counts["overlap_frames"] or (g > 0).any():
+            log.info("sturman %s/%s: %d frames with overlapping Supported/Unsupported bouts and %d grooming "
+                     "frames left unlabelled", session, annotator, counts["overlap_frames"], int((g > 0).sum()))
+    if reference not in labels:
+        raise DataError(labels_path, f"no annotator {reference!r} (has: {sorted(labels)})", field="Experimenter")
+    return Session(session, track, labels, reference, STURMAN_FPS)
+
+
+def load_ethome() -> Session:
+    """The ethome social session: 5,700 frames, ``interact`` bouts (673 frames)."""
+    track = read_dlc_csv(fetch(FILES["ethome/pose"]))
+    track.fps = ETHOME_FPS
+    labels_path = fetch(FILES["ethome/labels"])
+    bouts, fps = read_boris(labels_path)
+    if fps is not None and abs(fps - ETHOME_FPS) > 1e-6:
+        raise DataError(labels_path, f"annotation fps {fps} differs from the tracking's {ETHOME_FPS}")
+    y, _ = bouts_to_frames(bouts, track.n_frames, ETHOME_CLASSES, fps=ETHOME_FPS, path=labels_path)
+    return Session("ethome", track, {"human": y}, "human", ETHOME_FPS)

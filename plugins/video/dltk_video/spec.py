@@ -1,0 +1,72 @@
+"""The video plugin's declaration: light (imports only dltk.plugin), read by `dltk plugins`."""
+
+from __future__ import annotations
+
+from dltk.plugin import BenchmarkSpec, PluginSpec, Reference, Requirement, TaskSpec
+
+_STURMAN = ("Sturman et al. 2020, Neuropsychopharmacology 45:1942 ('Deep learning-based behavioral analysis "
+            "reaches human accuracy'); pairwise frame F1 between its three annotators measured on these two "
+            "sessions (MANIFEST)")
+_ETHOME = ("Lansdell, ethome (GitHub benlansdell/ethome, tests/data); human F1 between four annotations of "
+           "this video and the one-feature baseline as documented in the data MANIFEST")
+
+STURMAN_REFERENCES = (
+    Reference("human (min)", _STURMAN, "f1", {"Supported": 0.85, "mean": 0.85}),
+    Reference("human (max)", _STURMAN, "f1", {"Supported": 0.94, "mean": 0.94}),
+    Reference("target", "issue 6 (Supported-rearing frame F1 on a held-out video)", "f1",
+              {"Supported": 0.80, "mean": 0.80}),
+)
+ETHOME_REFERENCES = (
+    Reference("human (min)", _ETHOME, "f1", {"interact": 0.77, "mean": 0.77}),
+    Reference("human (max)", _ETHOME, "f1", {"interact": 0.87, "mean": 0.87}),
+    Reference("one-feature threshold", _ETHOME + " (adult nose to nearest juvenile point < 100 px, tuned on "
+              "the same data)", "f1", {"interact": 0.79, "mean": 0.79}),
+)
+
+_SELECTION = ("Hyper-parameters (window, features, architecture, width, learning rate, epochs) were chosen on the "
+              "validation frames only; the epoch by early stopping on validation F1. See docs/video.md.")
+
+BENCHMARKS = (
+    BenchmarkSpec(
+        "sturman_oft", "Sturman OFT rearing: Supported-rearing frame F1 on the held-out session 12_01",
+        task="pose_behavior", metric="f1/Supported", higher_is_better=True,
+        references=(Reference("human (min)", _STURMAN, "f1/Supported", {"mean": 0.85}),
+                    Reference("human (max)", _STURMAN, "f1/Supported", {"mean": 0.94})),
+        protocol="Train on session 8_01 (frames 0-1498), validate on its last 25% (frames 1499-1997, "
+                 "contiguous), test on the whole held-out session 12_01 (1,998 frames, 25 fps). Target: "
+                 "annotator Oliver (highest mean agreement with the other two); Grooming frames and frames "
+                 "where one annotator's Supported and Unsupported bouts overlap are unlabelled. Frame F1 of "
+                 "Supported vs every other frame. Seeds vary the model initialisation and batch order. "
+                 + _SELECTION),
+    BenchmarkSpec(
+        "ethome_social", "ethome social interaction: interact frame F1 on held-out 10-s time blocks",
+        task="ethome_social", metric="f1/interact", higher_is_better=True,
+        references=(Reference("human (min)", _ETHOME, "f1/interact", {"mean": 0.77}),
+                    Reference("human (max)", _ETHOME, "f1/interact", {"mean": 0.87}),
+                    Reference("one-feature threshold", _ETHOME, "f1/interact", {"mean": 0.79})),
+        protocol="One 5,700-frame video (30 fps) cut into 19 contiguous blocks of 300 frames; block k is test "
+                 "when k % 5 == 2 (4 blocks), validation when k % 5 == 4, training otherwise (a fixed rule). "
+                 "Frame F1 of interact over the test blocks, each frame predicted once. Seeds vary the model "
+                 "initialisation and batch order. " + _SELECTION),
+)
+
+plugin = PluginSpec(
+    name="video",
+    summary="Animal behaviour per frame from pose tracks (DeepLabCut, SLEAP) or raw video, recurrent networks.",
+    package="dltk_video",
+    tasks=(
+        TaskSpec("pose_behavior", "Sturman OFT rearing (Supported / Unsupported) per frame from DeepLabCut "
+                 "tracks, BiGRU over egocentric features, held-out session", "configs/sturman_oft.yaml",
+                 STURMAN_REFERENCES),
+        TaskSpec("ethome_social", "ethome adult-juvenile social interaction per frame (multi-animal DeepLabCut, "
+                 "BORIS labels), held-out time blocks", "configs/ethome_social.yaml", ETHOME_REFERENCES),
+    ),
+    datamodules={
+        "sturman_oft": "dltk_video.datamodules:SturmanOFTDataModule",
+        "ethome_social": "dltk_video.datamodules:EthomeSocialDataModule",
+    },
+    models={"pose_sequence": "dltk_video.models:PoseSequenceClassifier"},
+    requires=(Requirement("av"), Requirement("timm"), Requirement("torchvision")),
+    install_hint="pip install 'dltk[video]'",
+    benchmarks=BENCHMARKS,
+)
