@@ -164,6 +164,10 @@ class PoseBehaviorDataModule(BaseDataModule):
                 "window": self.window, "margin": self.margin, "min_likelihood": self.min_likelihood}
 
     # -- evaluation -----------------------------------------------------------------------------
+    def extra_metrics(self) -> dict[str, float]:
+        """Dataset-specific reference scores on the test frames (e.g. a published baseline)."""
+        return {}
+
     def stitched(self, preds: np.ndarray, part: str = "test") -> list[tuple[Segment, np.ndarray]]:
         """Window predictions of a split (loader order) -> per-frame predictions per segment."""
         out, start = [], 0
@@ -205,6 +209,7 @@ class PoseBehaviorDataModule(BaseDataModule):
         for key, values in human.items():
             finite = [v for v in values if not math.isnan(v)]
             metrics[key] = float(np.mean(finite)) if finite else math.nan
+        metrics.update(self.extra_metrics())
         if run_dir is not None:
             self._write_outputs(model, run_dir, pieces, std_pieces, pred_labels)
         return metrics
@@ -398,28 +403,35 @@ class SturmanOFTDataModule(PoseBehaviorDataModule):
 
 class EthomeSocialDataModule(PoseBehaviorDataModule):
     """ethome social interaction (adult + juvenile mouse, multi-animal DeepLabCut, 30 fps, 5,700
-    frames, ``interact`` bouts from BORIS). Split into contiguous time blocks of ``block_frames``:
-    block ``k`` is test when ``k % cycle == test_phase``, validation when ``k % cycle ==
-    val_phase``, training otherwise (a fixed rule, chosen before looking at any score).
+    frames, ``interact`` bouts from BORIS), split into contiguous time blocks of ``block_frames``
+    for a ``n_folds``-fold cross-validation over time: in fold ``f``, block ``k`` is test when
+    ``k % n_folds == f``, validation when ``k % n_folds == (f + n_folds // 2) % n_folds``, training
+    otherwise. Over the folds every frame is tested once.
+
+    Each run also reports the one-feature baseline of the data's documentation on the same test
+    frames: adult nose to the nearest juvenile point below a threshold (in pixels) tuned on the
+    training + validation frames (``baseline_f1/interact``).
 
     Args:
         block_frames: frames per time block (300 = 10 s).
-        cycle, test_phase, val_phase: the block assignment rule above.
+        n_folds: number of folds.
+        fold: the fold to hold out; -1 (default) = ``split_seed % n_folds``, so that the seeds of
+            ``dltk benchmark ethome_social`` walk through the folds.
         **kwargs: see :class:`PoseBehaviorDataModule`.
     """
 
     class_names = tuple(datasets.ETHOME_CLASSES)
     primary = ("f1/interact", "max")
 
-    def __init__(self, block_frames: int = 300, cycle: int = 5, test_phase: int = 2, val_phase: int = 4,
+    def __init__(self, block_frames: int = 300, n_folds: int = 4, fold: int = -1,
                  window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
                  batch_size: int = 32, num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__(window=window, margin=margin, stride=stride, min_likelihood=min_likelihood,
                          batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
-        if block_frames < 2 * margin + 1 or cycle < 3 or test_phase == val_phase:
-            raise ConfigError("data.block_frames must exceed 2*margin, cycle >= 3, test_phase != val_phase")
-        self.block_frames, self.cycle = int(block_frames), int(cycle)
-        self.test_phase, self.val_phase = int(test_phase) % self.cycle, int(val_phase) % self.cycle
+        if block_frames < 2 * margin + 1 or n_folds < 3:
+            raise ConfigError("data.block_frames must exceed 2*margin and data.n_folds must be >= 3")
+        self.block_frames, self.n_folds = int(block_frames), int(n_folds)
+        self.fold = (int(split_seed) if fold < 0 else int(fold)) % self.n_folds
 
     def feature_config(self) -> FeatureConfig:
         return FeatureConfig(datasets.ETHOME_BODYPARTS, "tail", "neck", (), datasets.ETHOME_FPS)
@@ -430,9 +442,30 @@ class EthomeSocialDataModule(PoseBehaviorDataModule):
     def split(self, sessions: list[Session]) -> dict[str, list[Segment]]:
         n = sessions[0].track.n_frames
         out: dict[str, list[Segment]] = {"train": [], "val": [], "test": []}
+        val = (self.fold + self.n_folds // 2) % self.n_folds
         for k, lo in enumerate(range(0, n, self.block_frames)):
             hi = min(n, lo + self.block_frames)
-            part = "test" if k % self.cycle == self.test_phase else "val" if k % self.cycle == self.val_phase \
-                else "train"
+            part = "test" if k % self.n_folds == self.fold else "val" if k % self.n_folds == val else "train"
             out[part].append(Segment(0, lo, hi))
+        self.segments_ = out
         return out
+
+    def extra_metrics(self) -> dict[str, float]:
+        """The one-feature baseline (see the class docstring) on this fold's test frames."""
+        track, _ = clean_track(self.sessions_[0].track, self.min_likelihood)
+        adult, juvenile = track.individuals.index("adult"), track.individuals.index("juvenile")
+        nose = track.bodyparts.index("nose")
+        P = track.coords
+        dist = np.linalg.norm(P[:, adult, nose][:, None, :] - P[:, juvenile], axis=-1).min(axis=1)
+        y = self.sessions_[0].target
+
+        def frames(part: str) -> np.ndarray:
+            return np.concatenate([np.arange(g.lo, g.hi) for g in self.segments_[part]])
+
+        fit = np.concatenate([frames("train"), frames("val")])
+        grid = np.arange(10, 400, 5)
+        scores = [frame_f1(y[fit], (dist[fit] < t).astype(float), 1) for t in grid]
+        best = float(grid[int(np.nanargmax(scores))])
+        test = frames("test")
+        return {"baseline_f1/interact": frame_f1(y[test], (dist[test] < best).astype(float), 1),
+                "baseline_threshold_px": best}

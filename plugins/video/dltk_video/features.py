@@ -12,7 +12,8 @@ For each animal ``i`` (a :class:`~dltk_video.readers.PoseTrack` after cleaning):
 - with ``arena`` corners (static arena points, e.g. ``tl tr br bl``): every point's distance to
   the nearest wall over ``s`` (supported rearing is rearing against a wall);
 - for every other animal ``j``: the distance of every point of ``i`` to every point of ``j``
-  over ``s_i``, ``j``'s centre in ``i``'s body frame and ``j``'s relative heading (cos, sin).
+  over ``s_i``, each point's distance to the nearest point of ``j`` and its rate of change,
+  ``j``'s centre in ``i``'s body frame and ``j``'s relative heading (cos, sin).
 
 Windows (:func:`plan_windows`, :func:`stitch`): evaluation windows overlap by a context margin
 on each side; each frame belongs to exactly one window's *core*, where that window's prediction
@@ -111,6 +112,10 @@ def pose_features(track: PoseTrack, config: FeatureConfig) -> tuple[np.ndarray, 
                 continue
             cross = np.linalg.norm(P[:, i, :, None] - P[:, j, None, :], axis=-1) / scale[i]
             add(cross, [f"{ind}/{x}-{other}/{y}/dist" for x in config.bodyparts for y in config.bodyparts])
+            nearest = cross.min(axis=2)
+            add(nearest, [f"{ind}/{x}-{other}/nearest" for x in config.bodyparts])
+            add(np.diff(nearest, axis=0, prepend=nearest[:1]) / dt, [f"{ind}/{x}-{other}/approach"
+                                                                      for x in config.bodyparts])
             rel_c = _rotate(centre[:, j] - centre[:, i], cos[:, i], sin[:, i]) / scale[i]
             add(rel_c, [f"{ind}/{other}/centre_{c}" for c in "xy"])
             d_angle = angle[:, j] - angle[:, i]
