@@ -1,0 +1,164 @@
+"""Nucleus segmentation datamodule: DSB2018 (default) or user image + mask folders.
+
+Split (stated in docs/imaging.md): a seeded split stratified by image kind (fluorescence,
+brightfield, colour): ``n_test`` test images (default 20 of DSB2018's 65), ``n_val`` validation
+images (default 5) that pick the best epoch, the rest (40) for training. Training samples are
+random ``crop_size`` crops (images smaller than the crop are mirror-padded) with random flips, 90°
+rotations and a small intensity jitter; ``crops_per_epoch`` crops make one epoch. Validation and
+test use whole images (mirror-padded to a multiple of 32, padding excluded from the metric).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from dltk.base import INPUT, TARGET, BaseDataModule
+from dltk.errors import ConfigError
+from torch.utils.data import DataLoader, Dataset
+
+from dltk_imaging.seg_data import SegSample, load_dsb2018, load_folder_pairs, stratified_split, to_grey
+from dltk_imaging.seg_targets import encode_targets
+
+VALID = "valid"
+"""Batch key of the (B, 1, H, W) mask of real (not padded) pixels in validation/test batches."""
+
+
+def pad_to(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Mirror-pad the last two axes of ``array`` at the bottom/right up to (height, width)."""
+    h, w = array.shape[-2:]
+    pads = [(0, 0)] * (array.ndim - 2) + [(0, max(0, height - h)), (0, max(0, width - w))]
+    return np.pad(array, pads, mode="symmetric") if (height > h or width > w) else array
+
+
+class RandomCropDataset(Dataset):
+    """``length`` random crops of (image, targets) pairs with flips, rot90 and intensity jitter.
+
+    Randomness comes from torch's generator, so ``seed_everything`` makes an epoch reproducible.
+    """
+
+    def __init__(self, images: list[np.ndarray], targets: list[np.ndarray], crop: int, length: int,
+                 jitter: float = 0.1) -> None:
+        self.images = [pad_to(im, crop, crop) for im in images]
+        self.targets = [pad_to(t, crop, crop) for t in targets]
+        self.crop = crop
+        self.length = length
+        self.jitter = jitter
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        r = torch.randint(0, 2**31 - 1, (6,)).tolist()
+        i = r[0] % len(self.images)
+        image, target = self.images[i], self.targets[i]
+        h, w = image.shape
+        y0, x0 = r[1] % (h - self.crop + 1), r[2] % (w - self.crop + 1)
+        x = image[y0:y0 + self.crop, x0:x0 + self.crop]
+        y = target[:, y0:y0 + self.crop, x0:x0 + self.crop]
+        k = r[3] % 4
+        x, y = np.rot90(x, k), np.rot90(y, k, axes=(1, 2))
+        if r[4] % 2:
+            x, y = x[:, ::-1], y[:, :, ::-1]
+        x = np.ascontiguousarray(x, dtype=np.float32)[None]
+        if self.jitter > 0:  # contrast x brightness in [1 - j, 1 + j], offset in [-j/2, j/2]
+            u = (r[5] % 10_000) / 10_000.0
+            v = ((r[5] // 10_000) % 10_000) / 10_000.0
+            x = x * (1 - self.jitter + 2 * self.jitter * u) + self.jitter * (v - 0.5)
+        return {INPUT: torch.from_numpy(x), TARGET: torch.from_numpy(np.ascontiguousarray(y))}
+
+
+class WholeImageDataset(Dataset):
+    """Whole images mirror-padded to a multiple of ``divisor``, with their targets and valid mask."""
+
+    def __init__(self, images: list[np.ndarray], targets: list[np.ndarray], divisor: int = 32) -> None:
+        self.images, self.targets, self.divisor = images, targets, divisor
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image, target = self.images[index], self.targets[index]
+        h, w = image.shape
+        H, W = math.ceil(h / self.divisor) * self.divisor, math.ceil(w / self.divisor) * self.divisor
+        valid = np.zeros((1, H, W), dtype=np.float32)
+        valid[:, :h, :w] = 1.0
+        return {INPUT: torch.from_numpy(pad_to(image, H, W)[None].copy()),
+                TARGET: torch.from_numpy(pad_to(target, H, W).copy()),
+                VALID: torch.from_numpy(valid)}
+
+
+class NucleiDataModule(BaseDataModule):
+    """Nucleus instance segmentation: grey images + foreground/boundary targets.
+
+    Args:
+        images: ``dsb2018`` (the 65 labelled DSB2018 stage-1 test images) or a folder of images.
+        masks: with a folder of images, the folder of instance masks (same file stems, optionally
+            ``_mask``/``_label`` suffixed; binary masks are split into connected components).
+        crop_size: training crop side in pixels (a multiple of 32); also the inference tile.
+        crops_per_epoch: random crops that make one training epoch.
+        n_test: test images (held out, scored by the DSB metric after training).
+        n_val: validation images (pick the best epoch by foreground Dice).
+        jitter: intensity jitter amplitude of the training augmentation (0 = off).
+        batch_size, num_workers, split_seed: as in :class:`dltk.base.BaseDataModule`.
+    """
+
+    def __init__(self, images: str = "dsb2018", masks: str = "", crop_size: int = 256,
+                 crops_per_epoch: int = 256, n_test: int = 20, n_val: int = 5, jitter: float = 0.1,
+                 batch_size: int = 8, num_workers: int = 0, split_seed: int = 0) -> None:
+        super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
+        if crop_size % 32 or crop_size < 32:
+            raise ConfigError(f"data.crop_size must be a positive multiple of 32 (got {crop_size})")
+        if images != "dsb2018" and not masks:
+            raise ConfigError("data.masks is required with a folder of images (data.images)")
+        self.images, self.masks = images, masks
+        self.crop_size, self.crops_per_epoch = crop_size, crops_per_epoch
+        self.n_test, self.n_val, self.jitter = n_test, n_val, jitter
+        self.splits: dict[str, list[SegSample]] = {}
+
+    def load(self) -> None:
+        if self.images == "dsb2018":
+            samples = load_dsb2018()
+        else:
+            samples, messages = load_folder_pairs(self.images, self.masks)
+            for message in messages:
+                print(message)
+        split = stratified_split([s.kind for s in samples], self.n_test, self.n_val, self.split_seed)
+        self.splits = {k: [samples[i] for i in idx] for k, idx in split.items()}
+        prepared = {k: ([to_grey(s.image) for s in v], [encode_targets(s.labels) for s in v])
+                    for k, v in self.splits.items()}
+        self.train_dataset = RandomCropDataset(*prepared["train"], crop=self.crop_size,
+                                               length=self.crops_per_epoch, jitter=self.jitter)
+        self.val_dataset = WholeImageDataset(*prepared["val"]) if self.splits["val"] else None
+        self.test_dataset = WholeImageDataset(*prepared["test"]) if self.splits["test"] else None
+        self.task_names = ["nucleus"]
+        self.task_type = "classification"
+        self._test_records = pd.DataFrame({"id": [s.id for s in self.splits["test"]],
+                                           "kind": [s.kind for s in self.splits["test"]]})
+
+    def extra_info(self) -> dict[str, Any]:
+        return {"in_channels": 1, "image_policy": "grey", "crop_size": self.crop_size,
+                "outputs": ["foreground", "boundary"], "primary_metric": ["dice", "max"],
+                "split_sizes": {k: len(v) for k, v in self.splits.items()}}
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_dataset, batch_size=1, shuffle=False, num_workers=0)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(self.test_dataset, batch_size=1, shuffle=False, num_workers=0)
+
+    def test_samples(self) -> list[SegSample]:
+        """The held-out test images with their instance maps, in test order."""
+        self.setup()
+        return list(self.splits["test"])
+
+    def predict_file(self, input_path: str, output_path: str, models: list, options: list[str]
+                     ) -> dict[str, int]:
+        """``dltk predict``: an image file or folder in; a label image per input + counts CSV out."""
+        from dltk_imaging.seg_models import predict_folder
+
+        return predict_folder(models, Path(input_path), Path(output_path), options)
