@@ -27,8 +27,7 @@ def ethogram(rows: dict[str, np.ndarray], class_names: list[str], fps: float, pa
     for i, name in enumerate(names):
         grid[i, : len(rows[name])] = rows[name]
     colors = [COLORS[c % len(COLORS)] for c in range(len(class_names))]
-    cmap = ListedColormap(colors)
-    cmap.set_bad("white")
+    cmap = ListedColormap(colors).with_extremes(bad="white")
     extra = probabilities is not None
     fig, axes = plt.subplots(2 if extra else 1, 1, figsize=(12, 0.5 * len(names) + (2.2 if extra else 1.2)),
                              sharex=True, squeeze=False, gridspec_kw={"height_ratios": [len(names), 2] if extra else [1]})
