@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -93,6 +94,20 @@ class BaseDataModule(L.LightningDataModule):
         """
         raise NotImplementedError(f"{type(self).__name__} does not support prediction on new files")
 
+    def test_artifacts(self, run_dir: Path, preds: np.ndarray, target: np.ndarray) -> list[Path]:
+        """Extra files written after the standard test evaluation (e.g. an ethogram PNG), given the
+        test predictions and targets in test-loader order. Returns the paths written."""
+        return []
+
+    def predict_file(self, input_path: str, output_path: str, models: list[Any],
+                     options: list[str]) -> dict[str, int] | None:
+        """Escape hatch for ``dltk predict`` when the input is not a table of rows (an image folder,
+        a slide, a video): predict with ``models`` (averaged), write ``output_path`` atomically and
+        return counts such as ``{"rows": ..., "predicted": ..., "errors": ...}``. ``options`` are
+        the plugin-specific command-line options. Return None (the default) to use
+        :meth:`predict_chunks` instead."""
+        return None
+
     # -- shared behaviour -------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if not self._loaded:
@@ -133,11 +148,20 @@ class BaseDataModule(L.LightningDataModule):
 
 
 def masked_loss(output: Tensor, target: Tensor, task_type: TaskType,
-                pos_weight: Tensor | None = None) -> Tensor:
+                pos_weight: Tensor | None = None, class_weight: Tensor | None = None) -> Tensor:
     """Mean loss over the labelled entries only (NaN targets are ignored).
 
-    Classification uses BCE on logits (optionally with per-task ``pos_weight``); regression uses MSE.
+    Classification uses BCE on logits (optionally with per-task ``pos_weight``); regression uses MSE;
+    multiclass uses cross-entropy on logits ``(B[, T], C)`` against class indices ``(B[, T])``
+    (optionally with per-class ``class_weight``).
     """
+    if task_type == "multiclass":
+        logits = output.reshape(-1, output.shape[-1])
+        flat = target.reshape(-1)
+        keep = ~torch.isnan(flat)
+        if not keep.any():
+            return output.sum() * 0.0
+        return nn.functional.cross_entropy(logits[keep], flat[keep].long(), weight=class_weight)
     mask = ~torch.isnan(target)
     if not mask.any():
         return output.sum() * 0.0
@@ -187,6 +211,84 @@ class BaseTask(L.LightningModule):
     def forward(self, batch: dict[str, Tensor]) -> Tensor:  # type: ignore[override]
         raise NotImplementedError
 
+    @classmethod
+    def example(cls) -> tuple[dict[str, Any], dict[str, Any], dict[str, Tensor]]:
+        """A tiny instance for the plugin contract tests: ``(init kwargs, data_info, fake batch)``
+        such that ``cls(**kwargs, data_info=data_info).training_step(batch, 0)`` is a scalar loss
+        that backpropagates, in well under a second. Every registered model implements it."""
+        raise NotImplementedError(f"{cls.__name__} does not provide a contract example()")
+
+    # -- evaluation hooks (the standard behaviour; override for other output shapes) ---------
+    def test_metrics(self, preds: np.ndarray, target: np.ndarray) -> dict[str, float]:
+        """Test metrics (no ``test/`` prefix) from predictions and targets in loader order."""
+        from dltk.metrics import compute_metrics
+
+        return compute_metrics(torch.as_tensor(preds), torch.as_tensor(target), self.task_type,
+                               self.task_names, self.class_names)
+
+    def output_columns(self, preds: np.ndarray, std: np.ndarray | None = None,
+                       target: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Columns of the prediction table, one row per prediction.
+
+        With ``target`` (``predictions/test.csv``): ``true_<task>``, ``pred_<task>`` and, for an
+        ensemble, ``std_<task>``. Without (``dltk predict``): ``<task>`` and ``<task>_std``.
+        Multiclass: the predicted class name and one probability column per class.
+        """
+        cols: dict[str, np.ndarray] = {}
+        test = target is not None
+        if self.task_type == "multiclass":
+            names = np.asarray(self.class_names, dtype=object)
+            flat = preds.reshape(-1, preds.shape[-1])
+            task = self.task_names[0]
+            if test:
+                t = np.asarray(target, dtype=np.float64).reshape(-1)
+                true = np.full(len(t), "", dtype=object)
+                ok = ~np.isnan(t)
+                true[ok] = names[t[ok].astype(int)]
+                cols[f"true_{task}"] = true
+            cols[f"pred_{task}" if test else task] = names[flat.argmax(axis=1)]
+            flat_std = None if std is None else std.reshape(-1, std.shape[-1])
+            for c, name in enumerate(self.class_names or []):
+                cols[f"prob_{name}"] = flat[:, c]
+                if flat_std is not None:
+                    cols[f"std_{name}" if test else f"prob_{name}_std"] = flat_std[:, c]
+            return cols
+        for j, name in enumerate(self.task_names):
+            if test:
+                cols[f"true_{name}"] = target[:, j]
+            cols[f"pred_{name}" if test else name] = preds[:, j]
+            if std is not None:
+                cols[f"std_{name}" if test else f"{name}_std"] = std[:, j]
+        return cols
+
+    def write_test_plots(self, plot_dir: Path, preds: np.ndarray, target: np.ndarray, title: str) -> list[Path]:
+        """Plots of the test predictions: ROC + precision-recall curves per task
+        (classification), predicted vs measured (regression), confusion matrix (multiclass)."""
+        from dltk import plots
+
+        if self.task_type == "classification":
+            return [plots.roc_curves(target, preds, self.task_names, plot_dir / "roc_curves.png", title),
+                    plots.pr_curves(target, preds, self.task_names, plot_dir / "pr_curves.png", title)]
+        if self.task_type == "multiclass":
+            from dltk.metrics import flatten_multiclass
+
+            p, t = flatten_multiclass(preds, target)
+            return [plots.confusion_matrix(t, p.argmax(axis=1), self.class_names or [],
+                                           plot_dir / "confusion_matrix.png", title)]
+        return [plots.parity(target, preds, self.task_names, plot_dir / "parity.png", title)]
+
+    def evaluate_run(self, datamodule: BaseDataModule, models: list[BaseTask],
+                     run_dir: Path | None) -> dict[str, float] | None:
+        """Escape hatch: evaluate the test split entirely in the plugin (e.g. tiled segmentation).
+
+        Return flat metrics (no ``test/`` prefix) and, when ``run_dir`` is given, write predictions
+        and plots into it. Return None (the default) for core's standard evaluation:
+        :func:`dltk.inference.ensemble_inference` on the test loader, then :meth:`test_metrics`,
+        :meth:`output_columns`, :meth:`write_test_plots` and the datamodule's
+        :meth:`~BaseDataModule.test_artifacts`.
+        """
+        return None
+
     # -- binding to the data ----------------------------------------------------------------
     def bind(self, data_info: dict[str, Any]) -> None:
         """Attach the datamodule's description, then build the network, loss and metrics."""
@@ -194,6 +296,10 @@ class BaseTask(L.LightningModule):
         self.hparams["data_info"] = self.data_info
         self.task_names: list[str] = list(self.data_info["task_names"])
         self.task_type: TaskType = self.data_info["task_type"]
+        self.class_names: list[str] | None = (list(self.data_info["class_names"])
+                                              if self.data_info.get("class_names") else None)
+        if self.task_type == "multiclass" and not self.class_names:
+            raise ValueError("a multiclass datamodule must give 'class_names' in extra_info()")
         self.configure_models()
         self.configure_losses()
         self.configure_metrics()
@@ -203,39 +309,67 @@ class BaseTask(L.LightningModule):
         return len(self.task_names)
 
     @property
+    def num_classes(self) -> int:
+        """Number of classes of a multiclass task (0 otherwise)."""
+        return len(self.class_names or [])
+
+    @property
+    def primary_metric(self) -> tuple[str, str]:
+        """(metric name, mode) that selects checkpoints and heads summaries: the datamodule's
+        ``extra_info()["primary_metric"]`` when given (e.g. ``["f1/Supported", "max"]``), otherwise
+        ``auroc`` / ``rmse`` / ``macro_f1`` by task type."""
+        given = self.data_info.get("primary_metric")
+        if given:
+            name, mode = given
+            if mode not in ("max", "min"):
+                raise ValueError(f"primary_metric mode must be 'max' or 'min', got {mode!r}")
+            return str(name), str(mode)
+        return PRIMARY[self.task_type]
+
+    @property
     def monitor(self) -> tuple[str, str]:
         """(metric key, mode) that selects the best checkpoint, e.g. ``("val/auroc", "max")``."""
-        name, mode = PRIMARY[self.task_type]
+        name, mode = self.primary_metric
         return f"val/{name}", mode
 
     def configure_losses(self) -> None:
         pos_weight = None
+        class_weight = None
         if self.task_type == "classification" and self.hparams.class_weight == "balanced":
             frac = torch.tensor(self.data_info.get("pos_fraction", [0.5] * self.num_tasks))
             pos_weight = ((1 - frac) / frac.clamp_min(1e-3)).clamp(1.0, 100.0)
+        if self.task_type == "multiclass" and self.hparams.class_weight == "balanced":
+            counts = torch.tensor(self.data_info.get("class_counts", [1] * self.num_classes), dtype=torch.float32)
+            if len(counts) != self.num_classes:
+                raise ValueError(f"class_counts has {len(counts)} entries for {self.num_classes} classes")
+            class_weight = (counts.sum() / (self.num_classes * counts.clamp_min(1.0))).clamp(max=100.0)
         self.register_buffer("pos_weight", pos_weight, persistent=False)
+        self.register_buffer("class_weight", class_weight, persistent=False)
 
     def configure_metrics(self) -> None:
-        self.val_metrics = MultitaskMetrics(self.task_type, self.task_names)
+        self.val_metrics = MultitaskMetrics(self.task_type, self.task_names, self.class_names)
 
     # -- outputs ----------------------------------------------------------------------------
     def postprocess(self, output: Tensor) -> Tensor:
         """Raw outputs -> probabilities (classification) or values in the target's units."""
         if self.task_type == "classification":
             return torch.sigmoid(output)
+        if self.task_type == "multiclass":
+            return torch.softmax(output, dim=-1)
         mean = torch.as_tensor(self.data_info.get("target_mean", 0.0), device=output.device)
         std = torch.as_tensor(self.data_info.get("target_std", 1.0), device=output.device)
         return output * std + mean
 
     def _scaled_target(self, target: Tensor) -> Tensor:
-        if self.task_type == "classification":
+        if self.task_type != "regression":
             return target
         mean = torch.as_tensor(self.data_info.get("target_mean", 0.0), device=target.device)
         std = torch.as_tensor(self.data_info.get("target_std", 1.0), device=target.device)
         return (target - mean) / std
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
-        return masked_loss(output, self._scaled_target(target), self.task_type, self.pos_weight)
+        return masked_loss(output, self._scaled_target(target), self.task_type, self.pos_weight,
+                           self.class_weight)
 
     # -- Lightning steps --------------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
@@ -253,8 +387,10 @@ class BaseTask(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         values = self.val_metrics.compute()
         self.val_metrics.reset()
-        primary = PRIMARY[self.task_type][0]
+        primary = self.primary_metric[0]
         logged = {f"val/{k}": (v if not math.isnan(v) else 0.0) for k, v in values.items()}
+        if f"val/{primary}" not in logged:
+            raise KeyError(f"primary metric {primary!r} is not among the validation metrics {sorted(values)}")
         main = logged.pop(f"val/{primary}")
         self.log_dict(logged, prog_bar=False)
         self.log(f"val/{primary}", main, prog_bar=True)

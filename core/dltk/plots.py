@@ -20,11 +20,15 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+def save_figure(fig: plt.Figure, path: Path, dpi: int = 110) -> Path:
+    """Write a matplotlib figure as PNG atomically (never a half-written file) and close it."""
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     plt.close(fig)
-    return path
+    return Path(path)
+
+
+_save = save_figure
 
 
 def roc_curves(y_true: np.ndarray, y_prob: np.ndarray, task_names: list[str], path: Path,
@@ -58,6 +62,65 @@ def roc_curves(y_true: np.ndarray, y_prob: np.ndarray, task_names: list[str], pa
     return _save(fig, path)
 
 
+def pr_curves(y_true: np.ndarray, y_prob: np.ndarray, task_names: list[str], path: Path,
+              title: str = "") -> Path:
+    """One precision-recall panel per task over its labelled samples; average precision and the
+    positive rate (the chance level, dashed) in each title."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    rows, cols = _grid(len(task_names))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat[len(task_names):]:
+        ax.axis("off")
+    for j, (task, ax) in enumerate(zip(task_names, axes.flat)):
+        mask = ~np.isnan(y_true[:, j])
+        t, p = y_true[mask, j], y_prob[mask, j]
+        if len(np.unique(t)) == 2:
+            precision, recall, _ = precision_recall_curve(t, p)
+            ax.plot(recall, precision, lw=1.5)
+            ax.axhline(t.mean(), color="0.7", lw=0.8, ls="--")
+            ax.set_title(f"{task}\nAP {average_precision_score(t, p):.3f} (n={mask.sum()}, pos={int(t.sum())})",
+                         fontsize=8)
+        else:
+            ax.set_title(f"{task}\n(one class only)", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("recall", fontsize=7)
+        ax.set_ylabel("precision", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], path: Path,
+                     title: str = "") -> Path:
+    """Confusion matrix of class indices: counts in each cell, colour = row-normalised recall, so
+    rare classes stay visible; per-class recall on the right."""
+    from sklearn.metrics import confusion_matrix as sk_confusion
+
+    n = len(class_names)
+    cm = sk_confusion(np.asarray(y_true, int), np.asarray(y_pred, int), labels=np.arange(n))
+    recall = cm / np.clip(cm.sum(axis=1, keepdims=True), 1, None)
+    size = max(3.5, 0.55 * n + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(recall, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if recall[i, j] > 0.6 else "black")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), [f"{c} ({r:.2f})" for c, r in zip(class_names, recall.diagonal())], fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (recall)")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def parity(y_true: np.ndarray, y_pred: np.ndarray, task_names: list[str], path: Path,
            title: str = "") -> Path:
     """Predicted vs measured per task, with RMSE in each title."""
@@ -82,7 +145,7 @@ def parity(y_true: np.ndarray, y_pred: np.ndarray, task_names: list[str], path: 
     return _save(fig, path)
 
 
-def learning_curves(metrics_csv: Path, path: Path, primary: str) -> Path | None:
+def learning_curves(metrics_csv: Path, path: Path, primary: str, mode: str = "max") -> Path | None:
     """Training and validation loss, and the validation score, per epoch (from CSVLogger)."""
     if not metrics_csv.is_file():
         return None
@@ -98,10 +161,10 @@ def learning_curves(metrics_csv: Path, path: Path, primary: str) -> Path | None:
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_loss.legend(fontsize=8)
-    if primary in per_epoch:
-        series = per_epoch[primary].dropna()
+    series = per_epoch[primary].dropna() if primary in per_epoch else pd.Series(dtype=float)
+    if not series.empty:
         ax_score.plot(series.index, series.values, marker=".", color="C2")
-        best = series.idxmax() if "auroc" in primary or "r2" in primary else series.idxmin()
+        best = series.idxmax() if mode == "max" else series.idxmin()
         ax_score.axvline(best, color="0.6", ls=":", lw=1)
         ax_score.set_title(f"best {primary} {series[best]:.3f} at epoch {best}", fontsize=9)
     ax_score.set_xlabel("epoch")

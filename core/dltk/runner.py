@@ -24,6 +24,7 @@ import yaml
 from dltk import rundir
 from dltk.discovery import get_plugin
 from dltk.errors import ConfigError, DltkUserError
+from dltk.inference import ensemble_inference, run_inference  # noqa: F401  (run_inference re-exported)
 from dltk.io import atomic_path, write_json, write_text
 from dltk.plugin import PluginSpec, TaskSpec
 
@@ -389,81 +390,39 @@ def json_load(path: Path) -> Any:
 # ------------------------------------------------------------------------------------------------
 # evaluation shared by train / test
 # ------------------------------------------------------------------------------------------------
-def _device() -> Any:
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def run_inference(model: Any, loader: Any, *, with_targets: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """Predictions (and targets) for every batch of ``loader``, in order, on one device."""
-    import torch
-
-    from dltk.base import TARGET
-
-    device = _device()
-    model = model.to(device).eval()
-    preds, targets = [], []
-    with torch.inference_mode():
-        for batch in loader:
-            batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
-            preds.append(model.predict_step(batch).float().cpu())
-            if with_targets:
-                targets.append(batch[TARGET].float().cpu())
-    p = torch.cat(preds).numpy() if preds else np.zeros((0, model.num_tasks), np.float32)
-    t = (torch.cat(targets).numpy() if targets else np.zeros_like(p)) if with_targets else None
-    return p, t
-
-
-def ensemble_inference(models: list[Any], loader: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Mean prediction of ``models``, the members' standard deviation (None for one model), targets."""
-    outputs = []
-    target = None
-    for i, model in enumerate(models):
-        preds, t = run_inference(model, loader, with_targets=i == 0)
-        outputs.append(preds)
-        target = t if i == 0 else target
-    stacked = np.stack(outputs)
-    std = stacked.std(axis=0) if len(models) > 1 else None
-    return stacked.mean(axis=0), std, target  # type: ignore[return-value]
-
-
 def evaluate(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: Any, model: Any,
              write: bool = True) -> dict[str, float]:
     """Test ``model`` (or the average of a list of models) on the datamodule's test split; write
-    predictions, metrics and plots."""
-    import torch
+    predictions, metrics and plots (through the model's and datamodule's evaluation hooks)."""
+    import pandas as pd
 
     from dltk import plots
-    from dltk.metrics import PRIMARY, compute_metrics
 
     models = model if isinstance(model, list) else [model]
     model = models[0]
     datamodule.setup("test")
-    preds, std, target = ensemble_inference(models, datamodule.test_dataloader())
-    values = compute_metrics(torch.from_numpy(preds), torch.from_numpy(target), model.task_type,
-                             model.task_names)
+    values = model.evaluate_run(datamodule, models, run_dir if write else None)
+    if values is None:
+        preds, std, target = ensemble_inference(models, datamodule.test_dataloader())
+        values = model.test_metrics(preds, target)
+        if write:
+            records = datamodule.test_records().reset_index(drop=True)
+            columns = model.output_columns(preds, std, target)
+            n_rows = len(next(iter(columns.values()))) if columns else len(records)
+            if len(records) != n_rows:
+                raise RuntimeError(f"{type(datamodule).__name__}.test_records() has {len(records)} rows for "
+                                   f"{n_rows} predictions")
+            table = pd.concat([records, pd.DataFrame(columns)], axis=1)
+            with atomic_path(run_dir / "predictions" / "test.csv") as tmp:
+                table.to_csv(tmp, index=False, float_format="%.6g")
+            model.write_test_plots(run_dir / "plots", preds, target, f"{plugin.name} / {task.name}: test")
+            datamodule.test_artifacts(run_dir, preds, target)
     metrics = {f"test/{k}": v for k, v in values.items()}
     if write:
-        records = datamodule.test_records().reset_index(drop=True)
-        table = records.copy()
-        for j, name in enumerate(model.task_names):
-            table[f"true_{name}"] = target[:, j]
-            table[f"pred_{name}"] = preds[:, j]
-            if std is not None:
-                table[f"std_{name}"] = std[:, j]
-        with atomic_path(run_dir / "predictions" / "test.csv") as tmp:
-            table.to_csv(tmp, index=False, float_format="%.6g")
         write_json(run_dir / "metrics.json", metrics)
-        title = f"{plugin.name} / {task.name}: test"
-        if model.task_type == "classification":
-            plots.roc_curves(target, preds, model.task_names, run_dir / "plots" / "roc_curves.png", title)
-        else:
-            plots.parity(target, preds, model.task_names, run_dir / "plots" / "parity.png", title)
-        primary = f"val/{PRIMARY[model.task_type][0]}"
         plots.learning_curves(run_dir / "logs" / "metrics.csv", run_dir / "plots" / "learning_curves.png",
-                              primary)
-    print_summary(metrics, model.task_names, model.task_type, task)
+                              f"val/{model.primary_metric[0]}", model.primary_metric[1])
+    print_summary(metrics, model, task)
     return metrics
 
 
@@ -478,20 +437,22 @@ def finish_run(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: An
     return evaluate(run_dir, plugin, task, datamodule, model)
 
 
-def print_summary(metrics: dict[str, float], task_names: list[str], task_type: str, task: TaskSpec) -> None:
-    """Per-task test table with published references beside ours."""
-    from dltk.metrics import PRIMARY
-
-    primary = PRIMARY[task_type][0]
-    refs = [r for r in task.references if r.metric == primary]
-    headers = ["task", f"test {primary}"] + [r.name for r in refs]
+def print_summary(metrics: dict[str, float], model: Any, task: TaskSpec) -> None:
+    """Test table with published references beside ours: per task (per class for multiclass)."""
+    primary = model.primary_metric[0]
+    per_key = "f1" if model.task_type == "multiclass" else primary.split("/")[0]
+    names = list(model.class_names or []) if model.task_type == "multiclass" else list(model.task_names)
+    refs = [r for r in task.references if r.metric in (primary, per_key)]
+    headers = ["task" if model.task_type != "multiclass" else "class", f"test {per_key}"] + [r.name for r in refs]
     rows = []
-    for name in task_names + ["mean"]:
-        key = f"test/{primary}" if name == "mean" else f"test/{primary}/{name}"
+    for name in names + ["mean" if per_key == primary else primary]:
+        key = f"test/{per_key}/{name}"
+        if name in ("mean", primary):
+            key = f"test/{primary}"
         value = metrics.get(key, math.nan)
-        row = [name, "n/a" if math.isnan(value) else f"{value:.3f}"]
+        row = [name, "n/a" if value is None or math.isnan(value) else f"{value:.3f}"]
         for ref in refs:
-            rv = ref.values.get(name)
+            rv = ref.values.get("mean" if name in ("mean", primary) else name)
             row.append("" if rv is None else f"{rv:.3f}")
         rows.append(row)
     widths = [max(len(str(r[i])) for r in rows + [headers]) for i in range(len(headers))]
@@ -556,16 +517,29 @@ def test(run: str, which: str = "best") -> dict[str, float]:
     return evaluate(run_dir, plugin, task, datamodule, models, write=False)
 
 
-def predict(run: str, input_path: str, output_path: str, which: str = "best", **kwargs: Any) -> dict[str, int]:
-    """Predict every row of ``input_path`` with the run's model; stream results into ``output_path``."""
+def predict(run: str, input_path: str, output_path: str, which: str = "best",
+            options: list[str] | None = None, **kwargs: Any) -> dict[str, int]:
+    """Predict every row of ``input_path`` with the run's model; stream results into ``output_path``.
+
+    A datamodule whose inputs are not rows of a table (images, slides, videos) handles the whole
+    prediction in its ``predict_file`` hook; ``options`` are its plugin-specific options.
+    """
     from dltk.loading import allowed_packages, build_datamodule
 
     run_dir, config, plugin, task = _open_run(run)
-    if not Path(input_path).is_file():
+    if not Path(input_path).exists():
         raise ConfigError(f"input file not found: {input_path}")
     models = _load_run_models(run_dir, config, plugin, which)
     model = models[0]
     datamodule = build_datamodule(config, allowed_packages(plugin.package))
+    counts = datamodule.predict_file(input_path, output_path, models, list(options or []))
+    if counts is not None:
+        print("dltk predict: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" -> {output_path}")
+        return counts
+    if options:
+        raise ConfigError(f"unknown predict option(s) for {plugin.name}/{task.name}: {' '.join(options)}")
+    if not Path(input_path).is_file():
+        raise ConfigError(f"input is not a file: {input_path}")
     counts = {"rows": 0, "predicted": 0, "errors": 0}
     out = Path(output_path)
     with atomic_path(out) as tmp:
@@ -576,19 +550,16 @@ def predict(run: str, input_path: str, output_path: str, which: str = "best", **
             table = records.copy()
             if loader is not None and ok.any():
                 preds, std, _ = ensemble_inference(models, loader)
-                for j, name in enumerate(model.task_names):
-                    col = np.full(len(records), np.nan, dtype=np.float32)
-                    col[ok] = preds[:, j]
-                    table[name] = col
-                    if std is not None:
-                        col = np.full(len(records), np.nan, dtype=np.float32)
-                        col[ok] = std[:, j]
-                        table[f"{name}_std"] = col
+                columns = model.output_columns(preds, std)
             else:
-                for name in model.task_names:
-                    table[name] = np.nan
-                    if len(models) > 1:
-                        table[f"{name}_std"] = np.nan
+                probe = np.zeros((1, model.num_classes or model.num_tasks), np.float32)
+                columns = {k: v[:0] for k, v in
+                           model.output_columns(probe, probe if len(models) > 1 else None).items()}
+            for name, values in columns.items():
+                col = np.full(len(records), np.nan, dtype=object if values.dtype == object else np.float32)
+                if len(values):
+                    col[ok] = values
+                table[name] = col
             table.to_csv(tmp, mode="a", header=header, index=False, float_format="%.6g")
             header = False
             counts["rows"] += len(records)
