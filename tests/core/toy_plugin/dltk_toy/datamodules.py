@@ -24,9 +24,16 @@ def make_data(n_samples: int, n_features: int, noise: float, missing_fraction: f
     X = rng.normal(size=(n_samples, n_features)).astype(np.float32)
     W = rng.normal(size=(n_features, len(TASKS)))
     signal = X @ W / np.sqrt(n_features) + noise * rng.normal(size=(n_samples, len(TASKS)))
-    y = (signal > 0).astype(np.float32) if task_type == "classification" else signal.astype(np.float32)
+    if task_type == "multiclass":  # class = which of 3 linear scores is largest (two tasks' signals and 0)
+        scores = np.concatenate([signal, np.zeros((n_samples, 1))], axis=1)
+        y = scores.argmax(axis=1).astype(np.float32)
+    else:
+        y = (signal > 0).astype(np.float32) if task_type == "classification" else signal.astype(np.float32)
     y[rng.random(y.shape) < missing_fraction] = np.nan
     return X, y
+
+
+CLASSES = ["red", "green", "blue"]
 
 
 class ToyDataModule(BaseDataModule):
@@ -38,7 +45,8 @@ class ToyDataModule(BaseDataModule):
         noise: standard deviation of the noise added to the linear signal.
         missing_fraction: fraction of labels set to NaN (missing).
         data_seed: seed of the generated data.
-        task_type: ``classification`` (labels 0/1) or ``regression``.
+        task_type: ``classification`` (labels 0/1), ``regression`` or ``multiclass`` (one target
+            ``colour`` with 3 classes: the largest of the two tasks' signals and 0).
         batch_size: samples per batch.
         num_workers: DataLoader workers.
         split_seed: seed of the split.
@@ -46,7 +54,7 @@ class ToyDataModule(BaseDataModule):
 
     def __init__(self, n_samples: int = 600, n_features: int = 8, noise: float = 0.3,
                  missing_fraction: float = 0.15, data_seed: int = 0,
-                 task_type: Literal["classification", "regression"] = "classification",
+                 task_type: Literal["classification", "regression", "multiclass"] = "classification",
                  batch_size: int = 64, num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
         self.n_samples = n_samples
@@ -61,8 +69,11 @@ class ToyDataModule(BaseDataModule):
         X, y = make_data(self.n_samples, self.n_features, self.noise, self.missing_fraction,
                          self.data_seed, self.requested_task_type)
         train, val, test = random_split(len(X), (0.6, 0.2, 0.2), seed=self.split_seed)
-        self.task_names = list(TASKS)
+        self.task_names = ["colour"] if self.requested_task_type == "multiclass" else list(TASKS)
         self.task_type = self.requested_task_type
+        if self.task_type == "multiclass":
+            labels = y[train][~np.isnan(y[train])].astype(int)
+            self._class_counts = np.bincount(labels, minlength=len(CLASSES)).tolist()
         self.train_dataset, self.val_dataset, self.test_dataset = (
             TensorDictDataset(**{INPUT: X[idx], TARGET: y[idx]}) for idx in (train, val, test))
         self._test_records = pd.DataFrame({"id": [f"s{i}" for i in test]})
@@ -74,6 +85,10 @@ class ToyDataModule(BaseDataModule):
         info: dict[str, Any] = {"in_features": self.n_features}
         if self._stats is not None:
             info["target_mean"], info["target_std"] = self._stats
+        if self.task_type == "multiclass":
+            info["class_names"] = list(CLASSES)
+            info["class_counts"] = self._class_counts
+            info["primary_metric"] = ["balanced_accuracy", "max"]
         return info
 
     def predict_chunks(self, path: str, data_info: dict[str, Any] | None = None, chunk_size: int = 1000,
@@ -95,7 +110,8 @@ class ToyDataModule(BaseDataModule):
                     "error": np.where(ok, "", "missing or non-numeric feature")})
                 loader = None
                 if ok.any():
-                    y = np.full((int(ok.sum()), len(TASKS)), np.nan, dtype=np.float32)
+                    width = 1 if (data_info or {}).get("task_type") == "multiclass" else len(TASKS)
+                    y = np.full((int(ok.sum()), width), np.nan, dtype=np.float32)
                     loader = DataLoader(TensorDictDataset(**{INPUT: values[ok], TARGET: y}),
                                         batch_size=self.batch_size, shuffle=False)
                 yield records, loader

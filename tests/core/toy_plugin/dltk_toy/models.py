@@ -29,7 +29,7 @@ class ToyMLP(BaseTask):
     def configure_models(self) -> None:
         width = int(self.data_info["in_features"])
         self.net = nn.Sequential(nn.Linear(width, self.hparams.hidden_dim), nn.ReLU(),
-                                 nn.Linear(self.hparams.hidden_dim, self.num_tasks))
+                                 nn.Linear(self.hparams.hidden_dim, self.num_classes or self.num_tasks))
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:  # type: ignore[override]
         return self.net(batch[INPUT].float())

@@ -15,6 +15,8 @@ plugin = PluginSpec(
                             {"mean": 0.95}),)),
         TaskSpec("toy_regression", "2 regression tasks, linear signal + noise, RMSE",
                  "configs/toy_regression.yaml"),
+        TaskSpec("toy_multiclass", "one 3-class target (largest linear score), balanced accuracy",
+                 "configs/toy_multiclass.yaml"),
     ),
     datamodules={"toy": "dltk_toy.datamodules:ToyDataModule"},
     models={"toy_mlp": "dltk_toy.models:ToyMLP"},
