@@ -38,6 +38,34 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="report directory (default benchmark-results/NAME)")
     p = sub.add_parser("plugins", help="list installed plugins, their tasks and health")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("plugin", help="write a new plugin package, or check a plugin against the contract")
+    plugin_sub = p.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
+    q = plugin_sub.add_parser("new", help="scaffold an installable plugin package in a new folder",
+                              description="Scaffold an installable plugin: pyproject.toml with its entry point, a light "
+                                          "spec.py, a datamodule that generates seeded data, a model with example(), a "
+                                          "task preset, a README and tests. Then: pip install -e ./NAME && dltk train "
+                                          "--plugin NAME")
+    q.add_argument("name", help="plugin name, lower_snake_case (package dltk_NAME)")
+    q.add_argument("--dir", help="folder to create (default ./NAME)")
+    q.add_argument("--summary", help="one-line description shown by `dltk plugins`")
+    q = plugin_sub.add_parser("check", help="run the plugin contract checks on an installed plugin",
+                              description="Check a plugin against the contract: its spec loads without torch or its "
+                                          "extras; datamodules/models subclass the core bases; each model's example() "
+                                          "does forward + backward; each preset passes --print-config and trains a "
+                                          "few steps on the CPU. Exit 1 if a check fails.")
+    q.add_argument("name", help="installed plugin name (see `dltk plugins`)")
+    q.add_argument("--no-train", action="store_true", help="presets: --print-config only, no training steps")
+    q.add_argument("--only", metavar="PREFIX", help="run only checks whose name starts with PREFIX "
+                                                    "(spec, classes, model:NAME, preset:TASK)")
+    p = sub.add_parser("export", help="export a run's model to ONNX or TorchScript, with a JSON description",
+                       description="Write a self-contained model file and NAME.json describing inputs (names, "
+                                   "dtypes, shapes with a dynamic batch), outputs, preprocessing (the run's "
+                                   "data_info and data settings) and task/label/class names. The exported "
+                                   "outputs are checked against the Lightning model on a batch of the run's data.")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--output", help="model file (default RUN/export/model.onnx or model.pt)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     return parser
 
 
@@ -65,6 +93,24 @@ def _plugins(as_json: bool) -> int:
     return 0
 
 
+def _plugin_command(ns: argparse.Namespace) -> int:
+    if ns.plugin_command == "new":
+        from dltk.scaffold import new_plugin
+
+        folder = new_plugin(ns.name, ns.dir, ns.summary)
+        print(f"dltk: wrote plugin {ns.name!r} to {folder}/")
+        print(f"  next: pip install -e {folder} && dltk plugins && dltk train --plugin {ns.name}"
+              f" && (cd {folder} && python -m pytest)")
+        return 0
+    from dltk.contract import check_plugin
+
+    results = check_plugin(ns.name, train=not ns.no_train, only=ns.only)
+    counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")}
+    print(f"dltk: plugin {ns.name}: {counts['passed']} passed, {counts['failed']} failed, "
+          f"{counts['skipped']} skipped")
+    return 1 if counts["failed"] else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, with a one-line message)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -88,6 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "plugins":
             return _plugins(ns.json)
+        if command == "plugin":
+            return _plugin_command(ns)
+        if command == "export":
+            from dltk import export
+
+            export.export_run(ns.run, ns.format, ns.output, ns.checkpoint)
+            return 0
         if command == "benchmark":
             from dltk import benchmark
 
