@@ -84,6 +84,9 @@ class Genome:
             try:
                 self._fasta = pyfaidx.Fasta(str(self.path), indexname=str(self.index_path()), as_raw=True,
                                             sequence_always_upper=False, rebuild=False)
+            except ImportError as exc:  # pyfaidx reads bgzip through Biopython
+                raise DataError(self.path, f"compressed FASTA: {exc} (or decompress the file: plain gzip "
+                                "cannot be read by random access)") from exc
             except (pyfaidx.FastaIndexingError, ValueError, OSError) as exc:
                 message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise DataError(self.path, f"cannot index FASTA with pyfaidx: {message}") from exc

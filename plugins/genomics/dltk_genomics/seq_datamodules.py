@@ -231,7 +231,7 @@ class RBPBindingDataModule(SequenceDataModule):
 
     ``U`` is read as ``T``; duplicate headers follow ``duplicates`` (the PUM2 negatives repeat 3 + 2
     records verbatim: ``first`` drops the repeats, counted); sequences present in both classes are
-    counted and reported (17 in PUM2's training files) but kept, as in the published split.
+    counted and reported (10 in PUM2's training files, 1 in its test files) but kept, as published.
 
     Args:
         train_positive, train_negative, test_positive, test_negative: FASTA files (defaults: PUM2).

@@ -4,6 +4,7 @@ GC-matched background that avoids positives, held-out chromosomes."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import stat
 from pathlib import Path
@@ -125,3 +126,7 @@ def test_unreadable_fasta_is_one_line(tmp_path: Path) -> None:
     dup.write_text(">a\nACGT\n>a\nACGT\n")
     with pytest.raises(DataError, match="cannot index FASTA"):
         Genome(dup)
+    gz = tmp_path / "g.fa.gz"
+    gz.write_bytes(gzip.compress(b">a\nACGT\n"))
+    with pytest.raises(DataError, match="compressed FASTA|cannot index FASTA"):
+        Genome(gz)
