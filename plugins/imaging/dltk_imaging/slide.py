@@ -7,9 +7,9 @@ pages: these are used as levels when they share the slide's aspect ratio and are
 decodes only the JPEG/LZW tiles of the file it overlaps, so memory is bounded by the batch of
 tiles, not by the slide (a 100,000 x 80,000 slide is never decoded whole).
 
-1. **Tissue mask** on a thumbnail (the slide's own thumbnail page, or the smallest level): grey
-   level below Otsu's threshold (scikit-image; tissue is darker than the glass) and saturation
-   above a small floor, cleaned with a morphological opening and small-object removal.
+1. **Tissue mask** on a thumbnail (the slide's own thumbnail page, or the smallest level):
+   saturation above Otsu's threshold (scikit-image; stained tissue is coloured, glass is not),
+   cleaned with morphological closing/opening, hole filling and small-object removal.
 2. **Tiles**: a grid of ``tile x tile`` pixels at the chosen level (default: the model's training
    image size, so the tile's pixel scale should match the training tiles' microns per pixel);
    a tile is predicted when at least ``min_tissue`` of its footprint is tissue.
@@ -150,21 +150,25 @@ class Slide:
         return np.ascontiguousarray(thumb)
 
 
-def tissue_mask(thumb: np.ndarray, min_saturation: float = 0.05) -> np.ndarray:
-    """Boolean tissue mask of an RGB thumbnail: darker than Otsu's threshold on grey and not grey
-    (saturation above ``min_saturation``), opened and with specks removed."""
-    from skimage.color import rgb2gray, rgb2hsv
+def tissue_mask(thumb: np.ndarray) -> np.ndarray:
+    """Boolean tissue mask of an RGB thumbnail: saturation above Otsu's threshold (stained tissue is
+    coloured, glass and background are grey or white), closed, opened, with small holes filled and
+    specks removed (scikit-image)."""
+    from skimage.color import rgb2hsv
     from skimage.filters import threshold_otsu
-    from skimage.morphology import binary_opening, disk, remove_small_objects
+    from skimage.morphology import closing, disk, opening, remove_small_holes, remove_small_objects
 
-    grey = rgb2gray(thumb)
-    if float(grey.max() - grey.min()) < 1e-6:
-        return np.zeros(grey.shape, dtype=bool)
-    mask = (grey < threshold_otsu(grey)) & (rgb2hsv(thumb)[..., 1] > min_saturation)
-    mask = binary_opening(mask, disk(1))
-    min_size = max(16, int(mask.size * 1e-4))
-    return remove_small_objects(mask, max_size=min_size) if _skimage_max_size() else \
-        remove_small_objects(mask, min_size=min_size)
+    sat = rgb2hsv(thumb[..., :3])[..., 1]
+    if float(sat.max() - sat.min()) < 1e-3:
+        return np.zeros(sat.shape, dtype=bool)
+    mask = sat > threshold_otsu(sat)
+    mask = opening(closing(mask, disk(2)), disk(1))
+    size = max(16, int(mask.size * 1e-4))
+    if _skimage_max_size():  # scikit-image >= 0.26: objects/holes of at most max_size pixels
+        mask = remove_small_objects(mask, max_size=size)
+        return remove_small_holes(mask, max_size=size)
+    mask = remove_small_objects(mask, min_size=size)
+    return remove_small_holes(mask, area_threshold=size)
 
 
 def _skimage_max_size() -> bool:
@@ -317,7 +321,9 @@ def heatmap_png(thumb: np.ndarray, grid: TileGrid, probs: np.ndarray, class_name
     if len(probs):
         pred = probs.argmax(axis=1)
         overlay[grid.rows, grid.cols, :3] = colours[pred]
-        overlay[grid.rows, grid.cols, 3] = 0.25 + 0.5 * probs.max(axis=1)
+        floor = 1.0 / len(class_names)  # opacity from chance-level (faint) to certain (strong)
+        confidence = (probs.max(axis=1) - floor) / max(1e-6, 1.0 - floor)
+        overlay[grid.rows, grid.cols, 3] = 0.35 + 0.5 * np.clip(confidence, 0, 1)
     th, tw = thumb.shape[:2]
     fig, ax = plt.subplots(figsize=(7, 7 * th / tw + 0.6))
     ax.imshow(thumb)
