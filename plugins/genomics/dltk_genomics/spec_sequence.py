@@ -55,8 +55,8 @@ BENCHMARKS: tuple = (
     BenchmarkSpec(
         "deepbind_srf", "SRF in H1-hESC (ENCODE, HudsonAlpha), DeepBind format, test ROC-AUC on *_B",
         task="tf_binding", metric="auroc", references=SRF_REFERENCES,
-        protocol="Train on SRF_H1-hESC_SRF_HudsonAlpha_AC.seq.gz (4,605 peaks, 101 bp); negatives are one "
-                 "dinucleotide shuffle per peak (Altschul-Erickson, seeded: shuffle seed 0); validation = "
+        protocol="Train on SRF_H1-hESC_SRF_HudsonAlpha_AC.seq.gz (4,605 peaks, 101 bp); negatives are three "
+                 "dinucleotide shuffles per peak (Altschul-Erickson, seeded: shuffle seed 0); validation = "
                  "10% of the peaks with their shuffles (split seed 0, the same for every model seed); test "
                  "on the published *_B.seq.gz (500 peaks + 500 shuffles). Seeds vary initialisation and "
                  "batch order. " + _SELECTION),
