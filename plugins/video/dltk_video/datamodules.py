@@ -57,6 +57,8 @@ class PoseBehaviorDataModule(BaseDataModule):
     """Shared behaviour of the pose datamodules; subclasses give sessions, classes and the split.
 
     Args:
+        features: ``+``-separated feature groups (``ego``, ``speed``, ``pairwise``, ``wall``,
+            ``social``; see :mod:`dltk_video.features`).
         window: frames per window.
         margin: context frames on each side of an evaluation window's core.
         stride: step between training windows.
@@ -68,8 +70,14 @@ class PoseBehaviorDataModule(BaseDataModule):
     primary: tuple[str, str] = ("macro_f1", "max")
 
     def __init__(self, window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
-                 batch_size: int = 32, num_workers: int = 0, split_seed: int = 0) -> None:
+                 batch_size: int = 32, num_workers: int = 0, split_seed: int = 0,
+                 features: str = "ego+speed+pairwise+wall+social") -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
+        from dltk_video.features import FEATURE_GROUPS
+
+        self.groups = tuple(g.strip() for g in features.split("+") if g.strip())
+        if not self.groups or set(self.groups) - set(FEATURE_GROUPS):
+            raise ConfigError(f"data.features: choose groups from {', '.join(FEATURE_GROUPS)} joined by '+'")
         if window - 2 * margin <= 0 or stride <= 0:
             raise ConfigError(f"data.window ({window}) must exceed 2 * data.margin ({margin}); stride > 0")
         self.window, self.margin, self.stride = int(window), int(margin), int(stride)
@@ -105,8 +113,13 @@ class PoseBehaviorDataModule(BaseDataModule):
         self.sessions_ = self.load_sessions()
         self.features_ = []
         for s in self.sessions_:
+            if s.features is not None:
+                self.features_.append(s.features)
+                continue
+            assert s.track is not None
             track, report = clean_track(s.track, self.min_likelihood)
-            log.info(report.line(s.name))
+            if report.masked or report.empty_parts:
+                log.warning(report.line(s.name))
             X, _ = pose_features(track, config)
             self.features_.append(X)
         segments = self.split(self.sessions_)
@@ -127,7 +140,7 @@ class PoseBehaviorDataModule(BaseDataModule):
             frames = sum(g.hi - g.lo for g in segments[part])
             y = np.concatenate([self.sessions_[g.session].target[g.lo:g.hi] for g in segments[part]])
             counts = ", ".join(f"{n} {int((y == c).sum())}" for c, n in enumerate(self.class_names))
-            log.info("%s: %d frames in %d segments (%s)", part, frames, len(segments[part]), counts)
+            print(f"dltk video: {part}: {frames} frames in {len(segments[part])} segments ({counts})")
 
     def standardise(self, X: np.ndarray) -> np.ndarray:
         assert self._mean is not None and self._std is not None
@@ -160,7 +173,8 @@ class PoseBehaviorDataModule(BaseDataModule):
                 "feature_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
                 "feature_mean": [float(v) for v in self._mean] if self._mean is not None else [],
                 "feature_std": [float(v) for v in self._std] if self._std is not None else [],
-                "individuals": list(self.sessions_[0].track.individuals) if self.sessions_ else [],
+                "individuals": list(self.sessions_[0].track.individuals)
+                if self.sessions_ and self.sessions_[0].track is not None else [],
                 "window": self.window, "margin": self.margin, "min_likelihood": self.min_likelihood}
 
     # -- evaluation -----------------------------------------------------------------------------
@@ -244,7 +258,7 @@ class PoseBehaviorDataModule(BaseDataModule):
             by_session.setdefault(g.session, []).append(k)
         for si, ks in by_session.items():
             s = self.sessions_[si]
-            n = s.track.n_frames
+            n = s.n_frames
             rows: dict[str, np.ndarray] = {}
             pred = np.full(n, np.nan)
             prob = np.full((n, len(self.class_names)), np.nan)
@@ -302,7 +316,7 @@ def predict_pose_file(input_path: str, output_path: str, models: list[Any], opti
     info = models[0].data_info
     fc = dict(info["feature_config"])
     config = FeatureConfig(tuple(fc["bodyparts"]), fc["tail"], fc["head"], tuple(fc.get("arena", ())),
-                           float(ns.fps or fc["fps"]))
+                           float(ns.fps or fc["fps"]), tuple(fc.get("groups", FeatureConfig.groups)))
     track = read_pose(path)
     if track.fps is not None and ns.fps is None and abs(track.fps - config.fps) > 1e-3:
         raise DataError(path, f"the file's fps ({track.fps:g}) differs from the training fps ({config.fps:g}); "
@@ -377,9 +391,10 @@ class SturmanOFTDataModule(PoseBehaviorDataModule):
     def __init__(self, test_session: Literal["12_01", "8_01"] = "12_01",
                  reference: Literal["Oliver", "Jin", "Furkan"] = "Oliver", val_fraction: float = 0.25,
                  window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
-                 batch_size: int = 32, num_workers: int = 0, split_seed: int = 0) -> None:
+                 features: str = "ego+speed+pairwise+wall+social", batch_size: int = 32, num_workers: int = 0,
+                 split_seed: int = 0) -> None:
         super().__init__(window=window, margin=margin, stride=stride, min_likelihood=min_likelihood,
-                         batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
+                         batch_size=batch_size, num_workers=num_workers, split_seed=split_seed, features=features)
         if test_session not in datasets.STURMAN_SESSIONS:
             raise ConfigError(f"data.test_session must be one of {datasets.STURMAN_SESSIONS}")
         if not 0 < val_fraction < 1:
@@ -387,7 +402,8 @@ class SturmanOFTDataModule(PoseBehaviorDataModule):
         self.test_session, self.reference, self.val_fraction = test_session, reference, float(val_fraction)
 
     def feature_config(self) -> FeatureConfig:
-        return FeatureConfig(datasets.STURMAN_MOUSE, "tailbase", "neck", datasets.STURMAN_ARENA, datasets.STURMAN_FPS)
+        return FeatureConfig(datasets.STURMAN_MOUSE, "tailbase", "neck", datasets.STURMAN_ARENA, datasets.STURMAN_FPS,
+                             self.groups)
 
     def load_sessions(self) -> list[Session]:
         return [datasets.load_sturman(s, self.reference) for s in datasets.STURMAN_SESSIONS]
@@ -395,10 +411,10 @@ class SturmanOFTDataModule(PoseBehaviorDataModule):
     def split(self, sessions: list[Session]) -> dict[str, list[Segment]]:
         test = next(i for i, s in enumerate(sessions) if s.name == self.test_session)
         train = 1 - test
-        n = sessions[train].track.n_frames
+        n = sessions[train].n_frames
         cut = round(n * (1 - self.val_fraction))
         return {"train": [Segment(train, 0, cut)], "val": [Segment(train, cut, n)],
-                "test": [Segment(test, 0, sessions[test].track.n_frames)]}
+                "test": [Segment(test, 0, sessions[test].n_frames)]}
 
 
 class EthomeSocialDataModule(PoseBehaviorDataModule):
@@ -425,22 +441,23 @@ class EthomeSocialDataModule(PoseBehaviorDataModule):
 
     def __init__(self, block_frames: int = 300, n_folds: int = 4, fold: int = -1,
                  window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
-                 batch_size: int = 32, num_workers: int = 0, split_seed: int = 0) -> None:
+                 features: str = "ego+speed+pairwise+wall+social", batch_size: int = 32, num_workers: int = 0,
+                 split_seed: int = 0) -> None:
         super().__init__(window=window, margin=margin, stride=stride, min_likelihood=min_likelihood,
-                         batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
+                         batch_size=batch_size, num_workers=num_workers, split_seed=split_seed, features=features)
         if block_frames < 2 * margin + 1 or n_folds < 3:
             raise ConfigError("data.block_frames must exceed 2*margin and data.n_folds must be >= 3")
         self.block_frames, self.n_folds = int(block_frames), int(n_folds)
         self.fold = (int(split_seed) if fold < 0 else int(fold)) % self.n_folds
 
     def feature_config(self) -> FeatureConfig:
-        return FeatureConfig(datasets.ETHOME_BODYPARTS, "tail", "neck", (), datasets.ETHOME_FPS)
+        return FeatureConfig(datasets.ETHOME_BODYPARTS, "tail", "neck", (), datasets.ETHOME_FPS, self.groups)
 
     def load_sessions(self) -> list[Session]:
         return [datasets.load_ethome()]
 
     def split(self, sessions: list[Session]) -> dict[str, list[Segment]]:
-        n = sessions[0].track.n_frames
+        n = sessions[0].n_frames
         out: dict[str, list[Segment]] = {"train": [], "val": [], "test": []}
         val = (self.fold + self.n_folds // 2) % self.n_folds
         for k, lo in enumerate(range(0, n, self.block_frames)):
@@ -452,6 +469,7 @@ class EthomeSocialDataModule(PoseBehaviorDataModule):
 
     def extra_metrics(self) -> dict[str, float]:
         """The one-feature baseline (see the class docstring) on this fold's test frames."""
+        assert self.sessions_[0].track is not None
         track, _ = clean_track(self.sessions_[0].track, self.min_likelihood)
         adult, juvenile = track.individuals.index("adult"), track.individuals.index("juvenile")
         nose = track.bodyparts.index("nose")

@@ -73,17 +73,23 @@ ETHOME_BODYPARTS = ("nose", "leftear", "rightear", "neck", "lefthip", "righthip"
 
 @dataclass
 class Session:
-    """One video's pose track and per-frame labels (per annotator; ``reference`` is the target)."""
+    """One video's pose track (or precomputed per-frame features) and per-frame labels (per annotator;
+    ``reference`` is the target)."""
 
     name: str
-    track: PoseTrack
+    track: PoseTrack | None
     labels: dict[str, np.ndarray]
     reference: str
     fps: float
+    features: np.ndarray | None = None
 
     @property
     def target(self) -> np.ndarray:
         return self.labels[self.reference]
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.target)
 
 
 def sturman_bouts(path: Path) -> dict[str, list[Bout]]:
@@ -135,3 +141,60 @@ def load_ethome() -> Session:
         raise DataError(labels_path, f"annotation fps {fps} differs from the tracking's {ETHOME_FPS}")
     y, _ = bouts_to_frames(bouts, track.n_frames, ETHOME_CLASSES, fps=ETHOME_FPS, path=labels_path)
     return Session("ethome", track, {"human": y}, "human", ETHOME_FPS)
+
+
+SYNTHETIC_BEHAVIORS = ("horizontal", "vertical")
+
+
+def synthetic_videos(folder: str | Path | None = None, n_videos: int = 6, n_frames: int = 150, size: int = 96,
+                     fps: int = 25, seed: int = 0) -> list[Path]:
+    """Write (once) ``n_videos`` short mp4 videos of a bright disc on a noisy background with a
+    ``start,stop,behavior`` table (seconds) beside each: the disc rests (background), oscillates
+    left-right (``horizontal``) or up-down (``vertical``) in bouts of 0.8-2 s. Only the motion
+    pattern tells the behaviours apart. Returns the video paths (default folder: the dltk cache)."""
+    from dltk.data.registry import cache_dir
+    from dltk.io import atomic_path
+
+    from dltk_video.video import write_video
+
+    root = Path(folder) if folder is not None else cache_dir("video", f"synthetic-v2-{n_videos}x{n_frames}-{size}-{seed}")
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    paths = []
+    for v in range(n_videos):
+        video, table = root / f"synthetic{v:02d}.mp4", root / f"synthetic{v:02d}.csv"
+        labels = np.zeros(n_frames, dtype=int)
+        t = 0
+        while t < n_frames:
+            length = int(rng.integers(int(0.8 * fps), 2 * fps))
+            labels[t:t + length] = rng.integers(0, 3)
+            t += length
+        centre = rng.uniform(0.35 * size, 0.65 * size, 2)
+        phase = 0.0
+        frames = np.empty((n_frames, size, size, 3), dtype=np.uint8)
+        for f in range(n_frames):
+            phase += 2 * np.pi / 8
+            offset = 0.25 * size * np.sin(phase)
+            cx = centre[0] + (offset if labels[f] == 1 else 0.0)
+            cy = centre[1] + (offset if labels[f] == 2 else 0.0)
+            img = rng.normal(60, 6, (size, size))
+            img[(xx - cx) ** 2 + (yy - cy) ** 2 <= (0.12 * size) ** 2] = 220
+            frames[f] = np.clip(img, 0, 255).astype(np.uint8)[..., None]
+        if not video.is_file() or not table.is_file():
+            rows = [(a / fps, z / fps, SYNTHETIC_BEHAVIORS[c - 1]) for c, a, z in _runs(labels) if c]
+            with atomic_path(table) as tmp:
+                pd.DataFrame(rows, columns=["start", "stop", "behavior"]).to_csv(tmp, index=False)
+            with atomic_path(video) as tmp:
+                write_video(tmp, frames, fps)
+        paths.append(video)
+    return paths
+
+
+def _runs(labels: np.ndarray) -> list[tuple[int, int, int]]:
+    out, start = [], 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            out.append((int(labels[start]), start, i - 1))
+            start = i
+    return out

@@ -29,6 +29,8 @@ from dltk.errors import DataError
 
 from dltk_video.readers import PoseTrack
 
+FEATURE_GROUPS = ("ego", "speed", "pairwise", "wall", "social")
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -39,6 +41,9 @@ class FeatureConfig:
         tail: point at the back of the heading axis; head: at the front.
         arena: static arena corner points (in polygon order), or empty.
         fps: frames per second (speeds are per second).
+        groups: feature groups to compute: ``ego`` (egocentric positions), ``speed`` (speeds,
+            body-frame velocity, turning), ``pairwise`` (distances within an animal), ``wall``
+            (distance to the arena walls, with ``arena``), ``social`` (between animals).
     """
 
     bodyparts: tuple[str, ...]
@@ -46,6 +51,7 @@ class FeatureConfig:
     head: str
     arena: tuple[str, ...] = ()
     fps: float = 30.0
+    groups: tuple[str, ...] = ("ego", "speed", "pairwise", "wall", "social")
 
 
 def _rotate(v: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
@@ -86,41 +92,51 @@ def pose_features(track: PoseTrack, config: FeatureConfig) -> tuple[np.ndarray, 
     names: list[str] = []
     dt = 1.0 / config.fps
 
-    def add(values: np.ndarray, labels: list[str]) -> None:
-        cols.append(values.reshape(T, -1))
-        names.extend(labels)
+    groups = set(config.groups)
+    unknown = groups - set(FEATURE_GROUPS)
+    if unknown:
+        raise ValueError(f"unknown feature groups {sorted(unknown)}; choose from {FEATURE_GROUPS}")
+
+    def add(values: np.ndarray, labels: list[str], group: str) -> None:
+        if group in groups:
+            cols.append(values.reshape(T, -1))
+            names.extend(labels)
 
     for i, ind in enumerate(animal.individuals):
         rel = _rotate(P[:, i] - centre[:, i, None], cos[:, i, None], sin[:, i, None]) / scale[i]
-        add(rel, [f"{ind}/{bp}/ego_{c}" for bp in config.bodyparts for c in "xy"])
+        add(rel, [f"{ind}/{bp}/ego_{c}" for bp in config.bodyparts for c in "xy"], "ego")
         step = np.diff(P[:, i], axis=0, prepend=P[:1, i])
-        add(np.linalg.norm(step, axis=-1) / scale[i] / dt, [f"{ind}/{bp}/speed" for bp in config.bodyparts])
+        add(np.linalg.norm(step, axis=-1) / scale[i] / dt, [f"{ind}/{bp}/speed" for bp in config.bodyparts],
+            "speed")
         vel = np.diff(centre[:, i], axis=0, prepend=centre[:1, i])
-        add(_rotate(vel, cos[:, i], sin[:, i]) / scale[i] / dt, [f"{ind}/centre/vel_{c}" for c in "xy"])
+        add(_rotate(vel, cos[:, i], sin[:, i]) / scale[i] / dt, [f"{ind}/centre/vel_{c}" for c in "xy"], "speed")
         turn = np.diff(np.unwrap(angle[:, i]), prepend=angle[:1, i])
-        add(turn / dt, [f"{ind}/heading/turn"])
+        add(turn / dt, [f"{ind}/heading/turn"], "speed")
         a, b = np.triu_indices(K, k=1)
         dist = np.linalg.norm(P[:, i, a] - P[:, i, b], axis=-1) / scale[i]
-        add(dist, [f"{ind}/{config.bodyparts[x]}-{config.bodyparts[y]}/dist" for x, y in zip(a, b)])
+        add(dist, [f"{ind}/{config.bodyparts[x]}-{config.bodyparts[y]}/dist" for x, y in zip(a, b)], "pairwise")
         if config.arena:
             corners = np.nanmedian(track.select(list(config.arena)).coords[:, 0], axis=0).astype(np.float64)
             if not np.isfinite(corners).all():
                 raise DataError(track.path, f"arena points {config.arena} are missing")
-            add(_wall_distance(P[:, i], corners) / scale[i], [f"{ind}/{bp}/wall" for bp in config.bodyparts])
+            add(_wall_distance(P[:, i], corners) / scale[i], [f"{ind}/{bp}/wall" for bp in config.bodyparts], "wall")
         for j, other in enumerate(animal.individuals):
             if j == i:
                 continue
             cross = np.linalg.norm(P[:, i, :, None] - P[:, j, None, :], axis=-1) / scale[i]
-            add(cross, [f"{ind}/{x}-{other}/{y}/dist" for x in config.bodyparts for y in config.bodyparts])
+            add(cross, [f"{ind}/{x}-{other}/{y}/dist" for x in config.bodyparts for y in config.bodyparts], "social")
             nearest = cross.min(axis=2)
-            add(nearest, [f"{ind}/{x}-{other}/nearest" for x in config.bodyparts])
+            add(nearest, [f"{ind}/{x}-{other}/nearest" for x in config.bodyparts], "social")
             add(np.diff(nearest, axis=0, prepend=nearest[:1]) / dt, [f"{ind}/{x}-{other}/approach"
-                                                                      for x in config.bodyparts])
+                                                                      for x in config.bodyparts], "social")
             rel_c = _rotate(centre[:, j] - centre[:, i], cos[:, i], sin[:, i]) / scale[i]
-            add(rel_c, [f"{ind}/{other}/centre_{c}" for c in "xy"])
+            add(rel_c, [f"{ind}/{other}/centre_{c}" for c in "xy"], "social")
             d_angle = angle[:, j] - angle[:, i]
-            add(np.stack([np.cos(d_angle), np.sin(d_angle)], -1), [f"{ind}/{other}/heading_{c}" for c in ("cos", "sin")])
+            add(np.stack([np.cos(d_angle), np.sin(d_angle)], -1), [f"{ind}/{other}/heading_{c}" for c in ("cos", "sin")],
+                "social")
     del s
+    if not cols:
+        raise ValueError(f"no features: groups {sorted(groups)} give nothing for this track")
     X = np.concatenate(cols, axis=1)
     X = np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0)
     return X.astype(np.float32), names

@@ -41,11 +41,14 @@ class PoseSequenceClassifier(BaseTask):
         dropout: dropout on the projected input and between layers.
         input_dropout: dropout on the raw features.
         kernel_size: ``tcn`` kernel size.
+        feature_noise: standard deviation of Gaussian noise added to the (standardised) input
+            features during training only (augmentation for small annotated sets).
         **kwargs: optimiser settings, see :class:`dltk.base.BaseTask`.
     """
 
     def __init__(self, arch: Literal["gru", "lstm", "tcn"] = "gru", hidden_dim: int = 64, num_layers: int = 2,
-                 dropout: float = 0.3, input_dropout: float = 0.1, kernel_size: int = 3, lr: float = 1e-3,
+                 dropout: float = 0.3, input_dropout: float = 0.1, kernel_size: int = 3,
+                 feature_noise: float = 0.0, lr: float = 1e-3,
                  weight_decay: float = 1e-4, optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
                  scheduler: Literal["none", "cosine", "plateau"] = "none",
                  class_weight: Literal["none", "balanced"] = "none", data_info: dict | None = None) -> None:
@@ -71,7 +74,10 @@ class PoseSequenceClassifier(BaseTask):
         self.head = nn.Sequential(nn.Dropout(hp.dropout), nn.Linear(width, n_out))
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:  # type: ignore[override]
-        h = self.proj(self.input_drop(batch[INPUT].float()))
+        x = batch[INPUT].float()
+        if self.training and self.hparams.feature_noise > 0:
+            x = x + self.hparams.feature_noise * torch.randn_like(x)
+        h = self.proj(self.input_drop(x))
         if self.hparams.arch == "tcn":
             h = h.transpose(1, 2)
             for block in self.temporal:

@@ -63,10 +63,14 @@ plugin = PluginSpec(
                  STURMAN_REFERENCES),
         TaskSpec("ethome_social", "ethome adult-juvenile social interaction per frame (multi-animal DeepLabCut, "
                  "BORIS labels), held-out time blocks", "configs/ethome_social.yaml", ETHOME_REFERENCES),
+        TaskSpec("video_behavior", "per-frame behaviour from raw video: frozen timm encoder per frame (PyAV, "
+                 "streamed, cached) + BiGRU; --data.videos GLOB --data.behaviors a,b (preset: synthetic clips)",
+                 "configs/video_behavior.yaml"),
     ),
     datamodules={
         "sturman_oft": "dltk_video.datamodules:SturmanOFTDataModule",
         "ethome_social": "dltk_video.datamodules:EthomeSocialDataModule",
+        "video_behavior": "dltk_video.video_datamodules:VideoBehaviorDataModule",
     },
     models={"pose_sequence": "dltk_video.models:PoseSequenceClassifier"},
     requires=(Requirement("av"), Requirement("timm"), Requirement("torchvision")),
