@@ -253,7 +253,7 @@ class FastaWindows:
                                        sequence_always_upper=True, duplicate_action="first")
         except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, ValueError, OSError) as exc:
             raise DataError(self.path, f"cannot index FASTA ({' '.join(str(exc).split())})") from exc
-        self.names = {normalise_chrom(name): name for name in self.fasta}
+        self.names = {normalise_chrom(name): name for name in self.fasta.keys()}  # noqa: SIM118 (iterating Fasta yields records)
         self.padded = 0
 
     def contig(self, chrom: str) -> str:
