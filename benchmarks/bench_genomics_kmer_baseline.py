@@ -2,7 +2,7 @@
 
 For ``deepbind_srf`` and ``pum2`` this builds the exact training / validation / test splits of the
 dltk datamodules (``TFBindingDataModule``, ``RBPBindingDataModule`` with their preset settings:
-seeded dinucleotide-shuffled negatives for SRF, split seed 0), counts the unambiguous k-mers of each
+three seeded dinucleotide shuffles per peak as negatives for SRF, split seed 0), counts the unambiguous k-mers of each
 sequence and both strands for SRF (:func:`dltk_genomics.encoding.kmer_counts`; default k = 5,
 1,024 features), scales them by log1p, fits scikit-learn's L2 logistic regression for each C in a
 small grid, picks C on the validation ROC-AUC, and reports that model's test ROC-AUC beside the
@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     from dltk_genomics.seq_datamodules import RBPBindingDataModule, TFBindingDataModule
 
     results = {
-        "deepbind_srf": evaluate("deepbind_srf", TFBindingDataModule(), ns.k, both_strands=True),
+        "deepbind_srf": evaluate("deepbind_srf", TFBindingDataModule(negatives_per_positive=3), ns.k,
+                                 both_strands=True),
         "pum2": evaluate("pum2", RBPBindingDataModule(), ns.k, both_strands=False),
     }
     if ns.json:
