@@ -13,6 +13,7 @@ model without the data (``dltk predict`` on new molecules needs no training file
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -129,9 +130,17 @@ class BaseDataModule(L.LightningDataModule):
         return self._test_records
 
     def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
+        """A loader over ``dataset``; shuffled loaders draw a permutation that depends only on the
+        run's seed and the epoch (:class:`dltk.resilience.EpochSeededSampler`), so a resumed run
+        sees the same batches as an uninterrupted one."""
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}: split not loaded")
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, collate_fn=self.collate_fn,
+        sampler = None
+        if shuffle:
+            from dltk.resilience import EpochSeededSampler
+
+            sampler = EpochSeededSampler(len(dataset), seed=int(os.environ.get("PL_GLOBAL_SEED", "0")))
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=self.collate_fn,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:

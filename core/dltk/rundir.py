@@ -47,11 +47,30 @@ def default_run_dir(plugin: str, task: str, root: str | Path = "runs") -> Path:
 
 
 def claim(path: Path) -> Path:
-    """Create a run directory for a new run; refuse one that already holds a run."""
-    if (path / STATUS_FILE).exists():
-        raise ConfigError(f"run directory {path} already holds a run; choose another --run-dir")
+    """Create a run directory for a new run; refuse one that already holds a run.
+
+    The claim is atomic: ``run.json`` is created with O_EXCL, so of two processes started at once
+    on the same directory exactly one gets it."""
     path.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path / STATUS_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        raise ConfigError(f"run directory {path} already holds a run; choose another --run-dir "
+                          f"(or continue it with dltk train --resume {path})") from None
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"status": "claimed", "pid": os.getpid(), "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, fh)
     return path
+
+
+def claim_default(plugin: str, task: str, root: str | Path = "runs") -> Path:
+    """Claim a fresh default run directory, moving to the next suffix if another run took it."""
+    for _ in range(1000):
+        path = default_run_dir(plugin, task, root)
+        try:
+            return claim(path)
+        except ConfigError:
+            continue
+    raise ConfigError(f"could not claim a run directory under {root}")
 
 
 def read_status(path: str | Path) -> dict[str, Any]:

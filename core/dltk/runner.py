@@ -41,10 +41,30 @@ def _train_preparser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", action="append", default=[])
     p.add_argument("--seed", type=int)
     p.add_argument("--run-dir")
+    p.add_argument("--resume")
     p.add_argument("--ensemble", type=int, default=1)
     p.add_argument("--print-config", "--print_config", nargs="?", const=True, default=None)
     p.add_argument("-h", "--help", action="store_true")
     return p
+
+
+def _prepare_resume(run_dir: Path, ns: argparse.Namespace) -> Path | None:
+    """Check that ``run_dir`` is an unfinished run; return its last checkpoint (None: start over)."""
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / rundir.STATUS_FILE).is_file():
+        raise ConfigError(f"--resume {run_dir}: not a dltk run directory (no config.yaml / run.json)")
+    if ns.plugin or ns.task or ns.run_dir or ns.ensemble != 1:
+        raise ConfigError("--resume takes the plugin, task and run directory from the run; "
+                          "do not pass --plugin/--task/--run-dir/--ensemble with it")
+    status = rundir.read_status(run_dir).get("status")
+    if status == "completed":
+        raise ConfigError(f"--resume {run_dir}: the run has already completed")
+    for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a checkpoint write the kill interrupted
+        stale.unlink()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_symlink() or last.is_file():
+        return last
+    print(f"dltk: {run_dir} has no checkpoint yet; training it again from the start", flush=True)
+    return None
 
 
 def _from_configs(paths: Iterable[str], key: str) -> str | None:
@@ -109,16 +129,21 @@ def _is_rank_zero() -> bool:
 
 
 def _make_cli_class() -> type:
+    from lightning.fabric.plugins import CheckpointIO
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from dltk.resilience import AtomicCheckpointIO, FaultInjection, RngState, set_aside_metrics_log
 
     class DltkCLI(LightningCLI):
         """LightningCLI that binds the data to the model and owns the run directory."""
 
         def __init__(self, *args: Any, plugin: PluginSpec, task: TaskSpec, run_dir: Path | None,
+                     resume: bool = False, resume_epoch: int = 0, default_dir: bool = False,
                      **kwargs: Any) -> None:
             self.dltk_plugin, self.dltk_task, self.dltk_run_dir = plugin, task, run_dir
+            self.dltk_resume, self.dltk_resume_epoch, self.dltk_default_dir = resume, resume_epoch, default_dir
             self.checkpoint_callback: ModelCheckpoint | None = None
             super().__init__(*args, **kwargs)
 
@@ -138,7 +163,12 @@ def _make_cli_class() -> type:
             run_dir = self.dltk_run_dir
             assert run_dir is not None
             if _is_rank_zero():
-                rundir.claim(run_dir)
+                if self.dltk_resume:  # the run directory is ours already; keep the epochs done
+                    set_aside_metrics_log(run_dir / "logs", self.dltk_resume_epoch)
+                elif self.dltk_default_dir:
+                    run_dir = self.dltk_run_dir = rundir.claim_default(self.dltk_plugin.name, self.dltk_task.name)
+                else:
+                    rundir.claim(run_dir)
                 os.environ[RUN_DIR_ENV] = str(run_dir.resolve())
             monitor, mode = self.model.monitor
             self.checkpoint_callback = ModelCheckpoint(
@@ -150,7 +180,12 @@ def _make_cli_class() -> type:
             extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
             config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
             callbacks = list(config.get("callbacks") or [])
-            config["callbacks"] = callbacks + [self.checkpoint_callback]
+            config["callbacks"] = callbacks + [self.checkpoint_callback, RngState(), FaultInjection()]
+            plugins = config.get("plugins")
+            plugins = list(plugins) if isinstance(plugins, list | tuple) else ([plugins] if plugins else [])
+            if not any(isinstance(p, CheckpointIO) for p in plugins):
+                plugins.append(AtomicCheckpointIO())
+            config["plugins"] = plugins
             return self._instantiate_trainer(config, extra)
 
     return DltkCLI
@@ -208,6 +243,17 @@ def _cli_error(exc: BaseException) -> ConfigError:
 def train(argv: list[str]) -> Path | None:
     """Run ``dltk train``; return the run directory (None for --help / --print-config)."""
     ns, rest = _train_preparser().parse_known_args(argv)
+    resume_ckpt: Path | None = None
+    resume_epoch = 0
+    if ns.resume:
+        resume_dir = Path(ns.resume)
+        resume_ckpt = _prepare_resume(resume_dir, ns)
+        if resume_ckpt is not None:
+            from dltk.loading import load_checkpoint
+
+            resume_epoch = int(load_checkpoint(resume_ckpt).get("epoch", -1)) + 1
+        ns.config = [str(resume_dir / "config.yaml")] + list(ns.config)
+        ns.run_dir = str(resume_dir)
     plugin_name = ns.plugin or _from_configs(ns.config, "plugin")
     if ns.help and not plugin_name:
         print(TRAIN_HELP)
@@ -238,12 +284,14 @@ def train(argv: list[str]) -> Path | None:
         raise ConfigError(f"--ensemble must be >= 1, got {ns.ensemble}")
 
     inherited = os.environ.get(RUN_DIR_ENV) if not _is_rank_zero() else None
+    default_dir = False
     if inherited:
         run_dir = Path(inherited)
     elif ns.run_dir:
         run_dir = Path(ns.run_dir)
     else:
-        run_dir = rundir.default_run_dir(plugin.name, task.name)
+        run_dir = rundir.default_run_dir(plugin.name, task.name)  # claimed (atomically) by the CLI
+        default_dir = True
 
     _quiet_lightning()
     from jsonargparse import ArgumentParser  # noqa: F401  (imported for its error type below)
@@ -257,7 +305,8 @@ def train(argv: list[str]) -> Path | None:
             parser_kwargs={"default_config_files": [str(preset)], "exit_on_error": False,
                            "prog": "dltk train"},
             trainer_defaults={"accelerator": "auto", "devices": 1},
-            plugin=plugin, task=task, run_dir=run_dir,
+            plugin=plugin, task=task, run_dir=run_dir, resume=ns.resume is not None, resume_epoch=resume_epoch,
+            default_dir=default_dir,
         )
     except SystemExit as exc:  # --help / --print_config printed and exited
         if exc.code in (0, None):
@@ -272,19 +321,31 @@ def train(argv: list[str]) -> Path | None:
             raise _cli_error(exc) from exc
         raise
 
+    run_dir = cli.dltk_run_dir
     rank_zero = cli.trainer.global_rank == 0
     seed = cli.config.get("seed_everything")
     if rank_zero:
         write_text(run_dir / "config.yaml", cli.parser.dump(cli.config, skip_none=False))
-        rundir.write_status(run_dir, "running", plugin=plugin.name, task=task.name, seed=seed,
-                            started=time.strftime("%Y-%m-%dT%H:%M:%S"), command=sys.argv)
+        if ns.resume:
+            rundir.write_status(run_dir, "running", resumed=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                resumed_after_epochs=resume_epoch, error=None, traceback=None)
+            if resume_ckpt is not None:
+                print(f"dltk: resuming {run_dir} from {resume_ckpt.name}: {resume_epoch} epoch(s) done", flush=True)
+        else:
+            rundir.write_status(run_dir, "running", plugin=plugin.name, task=task.name, seed=seed,
+                                started=time.strftime("%Y-%m-%dT%H:%M:%S"), command=sys.argv)
         print(f"dltk: run directory {run_dir}", flush=True)
     try:
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule,
+                        ckpt_path=str(resume_ckpt) if resume_ckpt is not None else None)
         if not rank_zero:
             return run_dir
         if cli.trainer.interrupted:
             raise KeyboardInterrupt
+        if ns.resume:
+            from dltk.resilience import merge_metrics_log
+
+            merge_metrics_log(run_dir / "logs")
         write_json(run_dir / "environment.json",
                    rundir.environment_record(seed, [r.pip_name for r in plugin.requires]))
         best = cli.checkpoint_callback.best_model_path if cli.checkpoint_callback else ""

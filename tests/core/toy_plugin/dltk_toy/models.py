@@ -15,10 +15,11 @@ class ToyMLP(BaseTask):
 
     Args:
         hidden_dim: width of the hidden layer.
+        dropout: dropout after the hidden layer (consumes random numbers: the resume tests use it).
         **kwargs: optimiser settings, see :class:`dltk.base.BaseTask`.
     """
 
-    def __init__(self, hidden_dim: int = 32, lr: float = 0.01, weight_decay: float = 0.0,
+    def __init__(self, hidden_dim: int = 32, dropout: float = 0.0, lr: float = 0.01, weight_decay: float = 0.0,
                  optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
                  scheduler: Literal["none", "cosine", "plateau"] = "none",
                  class_weight: Literal["none", "balanced"] = "none",
@@ -28,7 +29,7 @@ class ToyMLP(BaseTask):
 
     def configure_models(self) -> None:
         width = int(self.data_info["in_features"])
-        self.net = nn.Sequential(nn.Linear(width, self.hparams.hidden_dim), nn.ReLU(),
+        self.net = nn.Sequential(nn.Linear(width, self.hparams.hidden_dim), nn.ReLU(), nn.Dropout(self.hparams.dropout),
                                  nn.Linear(self.hparams.hidden_dim, self.num_classes or self.num_tasks))
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:  # type: ignore[override]
