@@ -77,10 +77,10 @@ def cli_markdown() -> str:
     from dltk.runner import TRAIN_HELP
 
     parser = _parser()
-    parts = ["# Command line reference", "",
-             "Generated from the `dltk` argument parser when the site is built (`docs/_hooks/dltk_docs.py`), "
+    intro = ("Generated from the `dltk` argument parser when the site is built (`docs/_hooks/dltk_docs.py`), "
              "so it always matches the installed version. `dltk train` options beyond these come from the "
-             "task preset: `dltk train --plugin NAME --help` lists every one of them.", "",
+             "task preset: `dltk train --plugin NAME --help` lists every one of them.")
+    parts = ["# Command line reference", "", intro, "",
              "## dltk", "", "```text", _help(parser), "```", ""]
     for name, sub in _subparsers(parser).items():
         parts += [f"## dltk {name}", ""]
