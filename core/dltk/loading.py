@@ -68,12 +68,20 @@ def build_model(config: dict[str, Any], ckpt: dict[str, Any], allowed: tuple[str
     import inspect
 
     hparams = dict(ckpt.get("hyper_parameters") or {})
+    written_by = hparams.get("_class_path")
+    if isinstance(written_by, str) and written_by != model_cfg["class_path"]:
+        raise ConfigError(f"the checkpoint was written by model {written_by}, not by the run's model "
+                          f"{model_cfg['class_path']} (a checkpoint from another run or plugin?)")
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         hparams = {k: v for k, v in hparams.items() if k in params}  # drops e.g. LightningCLI's _class_path
     if not hparams.get("data_info"):
         raise ConfigError("checkpoint has no data_info: it was not written by dltk train")
-    model = cls(**hparams)
+    try:
+        model = cls(**hparams)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ConfigError(f"checkpoint hyper-parameters do not fit model {model_cfg['class_path']}: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:

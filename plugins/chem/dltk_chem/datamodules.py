@@ -369,7 +369,16 @@ class SmilesCsvDataModule(MoleculeNetTox21DataModule):
     def full_table(self) -> datasets.MolTable:
         if not self.path:
             raise DataError(None, "the csv task needs --data.path FILE.csv")
-        return datasets.load_smiles_csv(self.path, self.smiles_column, self.target_columns, self.id_column)
+        raw = datasets.load_smiles_csv(self.path, self.smiles_column, self.target_columns, self.id_column)
+        table, report = datasets.merge_duplicates(raw, average_real_values=True)
+        if report["n_duplicate_rows"]:
+            conflicts = (f"; {report['n_conflicts']} conflicting label(s) dropped (first: {report['first_conflict']})"
+                         if report["n_conflicts"] else "")
+            averaged = f"; {report['n_averaged']} replicate measurement(s) averaged" if report["n_averaged"] else ""
+            print(f"dltk: {self.path}: {report['n_duplicate_rows']} row(s) repeat a structure and were merged"
+                  f"{conflicts}{averaged}", flush=True)
+        self.merge_report = report
+        return table
 
     def resolve_task_type(self, y: np.ndarray) -> Literal["classification", "regression"]:
         if self.requested_task_type == "auto":

@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import math
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -459,9 +460,16 @@ def load_smiles_csv(path: str | Path, smiles_column: str = "smiles",
                 rows.append([_number(path, record[c], row, header[c]) for c in t_cols])
         except (csv.Error, UnicodeDecodeError) as exc:
             raise DataError(path, f"malformed CSV: {exc}", row=reader.line_num) from exc
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise DataError(path, f"compressed file is truncated or corrupt ({exc})",
+                            row=reader.line_num) from exc
     if not smiles:
         raise DataError(path, "no data rows after the header")
     y = np.asarray(rows, dtype=np.float32).reshape(len(smiles), len(t_cols))
+    for j, c in enumerate(t_cols):
+        if np.isnan(y[:, j]).all():
+            raise DataError(path, f"label column {header[c]!r} has no labels (every row is blank)",
+                            field=header[c])
     return MolTable(smiles, ids, y, [header[c] for c in t_cols], str(path))
 
 
@@ -490,27 +498,53 @@ def load_tox21_moleculenet() -> tuple[MolTable, dict]:
     """
     path = fetch(FILES["moleculenet_tox21"])
     raw = load_smiles_csv(path, "smiles", list(TOX21_ASSAYS), id_column="mol_id")
+    table, report = merge_duplicates(raw)
+    table.source = "moleculenet/tox21"
+    return table, report
+
+
+def merge_duplicates(raw: MolTable, average_real_values: bool = False) -> tuple[MolTable, dict]:
+    """Merge rows whose RDKit canonical SMILES coincide (unparsable SMILES: identical strings).
+
+    The merged record keeps the first row's SMILES and id. Per task, agreeing labels are kept;
+    conflicting labels become NaN (dropped) — except, with ``average_real_values``, a task whose
+    labels are not all 0/1 (a measurement) gets the mean of its replicates.
+
+    Returns:
+        The merged table and a report dict: ``n_rows``, ``n_records``, ``n_invalid``,
+        ``n_duplicate_smiles``, ``n_duplicate_rows``, ``n_conflicts`` (task-level conflicts set
+        to NaN), ``n_averaged``, ``n_agreeing_duplicate_labels``, ``first_conflict`` (row id and
+        task of the first conflict) and the ``policy``.
+    """
     keys: dict[str, list[int]] = {}
     n_invalid = 0
     for i, smi in enumerate(raw.smiles):
         can = canonical_smiles(smi)
         n_invalid += can is None
         keys.setdefault(smi if can is None else can, []).append(i)
-    y = np.full((len(keys), len(TOX21_ASSAYS)), np.nan, dtype=np.float32)
-    n_conflicts = n_agree = 0
+    n_tasks = raw.y.shape[1]
+    binary = [bool(np.isin(raw.y[~np.isnan(raw.y[:, t]), t], (0.0, 1.0)).all()) for t in range(n_tasks)]
+    y = np.full((len(keys), n_tasks), np.nan, dtype=np.float32)
+    n_conflicts = n_agree = n_averaged = 0
+    first_conflict = None
     for r, rows in enumerate(keys.values()):
         block = raw.y[rows]
-        for t in range(block.shape[1]):
+        for t in range(n_tasks):
             present = block[~np.isnan(block[:, t]), t]
             values = np.unique(present)
             if len(values) == 1:
                 y[r, t] = values[0]
                 n_agree += len(present) > 1
+            elif len(values) > 1 and average_real_values and not binary[t]:
+                y[r, t] = present.mean()
+                n_averaged += 1
             elif len(values) > 1:
                 n_conflicts += 1
+                if first_conflict is None:
+                    later = [raw.ids[i] for i in rows if not np.isnan(raw.y[i, t])][1]
+                    first_conflict = f"row {later}, field {raw.tasks[t]!r}"
     firsts = [rows[0] for rows in keys.values()]
-    table = MolTable([raw.smiles[i] for i in firsts], [raw.ids[i] for i in firsts], y,
-                     list(TOX21_ASSAYS), "moleculenet/tox21")
+    table = MolTable([raw.smiles[i] for i in firsts], [raw.ids[i] for i in firsts], y, list(raw.tasks), raw.source)
     report = {
         "n_rows": len(raw),
         "n_records": len(table),
@@ -518,8 +552,11 @@ def load_tox21_moleculenet() -> tuple[MolTable, dict]:
         "n_duplicate_smiles": sum(len(rows) > 1 for rows in keys.values()),
         "n_duplicate_rows": len(raw) - len(table),
         "n_conflicts": n_conflicts,
+        "n_averaged": n_averaged,
         "n_agreeing_duplicate_labels": int(n_agree),
-        "policy": "merged by RDKit canonical SMILES; conflicting task labels set to missing",
+        "first_conflict": first_conflict,
+        "policy": "merged by RDKit canonical SMILES; conflicting task labels set to missing"
+                  + ("; replicate measurements averaged" if average_real_values else ""),
     }
     return table, report
 
