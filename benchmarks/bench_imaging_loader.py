@@ -66,11 +66,10 @@ def main() -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")  # the readers' progress bars would interleave with the table
 
     import torch
-    from PIL import Image
-    from torch.utils.data import DataLoader, Dataset
-
     from dltk.base import TensorDictDataset
     from dltk_imaging import readers
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

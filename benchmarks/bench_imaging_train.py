@@ -29,7 +29,6 @@ BACKBONES = (("test_resnet", "default"), ("resnet18", "default"), ("resnet18", "
 
 def build(backbone: str, stem: str, device: str):  # type: ignore[no-untyped-def]
     import torch
-
     from dltk_imaging.cls_models import ImageClassifier
 
     info = {"task_names": ["phase"], "task_type": "multiclass", "class_names": [str(i) for i in range(7)],
