@@ -21,7 +21,16 @@ from dltk.base import INPUT, TARGET, BaseDataModule
 from dltk.errors import ConfigError
 from torch.utils.data import DataLoader, Dataset
 
-from dltk_imaging.seg_data import SegSample, load_dsb2018, load_folder_pairs, stratified_split, to_grey
+from dltk_imaging.seg_data import (
+    SegSample,
+    load_dsb2018,
+    load_folder_pairs,
+    nucleus_radius,
+    rescale_pair,
+    scale_for,
+    stratified_split,
+    to_grey,
+)
 from dltk_imaging.seg_targets import encode_targets
 
 VALID = "valid"
@@ -93,7 +102,7 @@ class WholeImageDataset(Dataset):
 
 
 class NucleiDataModule(BaseDataModule):
-    """Nucleus instance segmentation: grey images + foreground/boundary targets.
+    """Nucleus instance segmentation: grey images + foreground/distance targets.
 
     Args:
         images: ``dsb2018`` (the 65 labelled DSB2018 stage-1 test images) or a folder of images.
@@ -104,12 +113,16 @@ class NucleiDataModule(BaseDataModule):
         n_test: test images (held out, scored by the DSB metric after training).
         n_val: validation images (pick the best epoch by foreground Dice).
         jitter: intensity jitter amplitude of the training augmentation (0 = off).
+        nucleus_radius: when > 0, images whose nuclei are larger are shrunk so that their typical
+            radius (:func:`~dltk_imaging.seg_data.nucleus_radius` of the true mask) becomes this
+            many pixels; prediction estimates the radius from a first pass (0 = native scale).
         batch_size, num_workers, split_seed: as in :class:`dltk.base.BaseDataModule`.
     """
 
     def __init__(self, images: str = "dsb2018", masks: str = "", crop_size: int = 256,
                  crops_per_epoch: int = 256, n_test: int = 20, n_val: int = 5, jitter: float = 0.1,
-                 batch_size: int = 8, num_workers: int = 0, split_seed: int = 0) -> None:
+                 nucleus_radius: float = 0.0, batch_size: int = 8, num_workers: int = 0,
+                 split_seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
         if crop_size % 32 or crop_size < 32:
             raise ConfigError(f"data.crop_size must be a positive multiple of 32 (got {crop_size})")
@@ -118,7 +131,14 @@ class NucleiDataModule(BaseDataModule):
         self.images, self.masks = images, masks
         self.crop_size, self.crops_per_epoch = crop_size, crops_per_epoch
         self.n_test, self.n_val, self.jitter = n_test, n_val, jitter
+        self.nucleus_radius = nucleus_radius
         self.splits: dict[str, list[SegSample]] = {}
+
+    @classmethod
+    def contract_overrides(cls, tmp_dir: Path) -> list[str]:
+        """Shrink the preset for the plugin contract run: small crops, 3 test images."""
+        return ["--data.crop_size", "64", "--data.batch_size", "2", "--data.crops_per_epoch", "4",
+                "--data.n_test", "3", "--data.n_val", "2"]
 
     def load(self) -> None:
         if self.images == "dsb2018":
@@ -129,8 +149,15 @@ class NucleiDataModule(BaseDataModule):
                 print(message)
         split = stratified_split([s.kind for s in samples], self.n_test, self.n_val, self.split_seed)
         self.splits = {k: [samples[i] for i in idx] for k, idx in split.items()}
-        prepared = {k: ([to_grey(s.image) for s in v], [encode_targets(s.labels) for s in v])
-                    for k, v in self.splits.items()}
+        prepared: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        for k, v in self.splits.items():
+            greys, targets = [], []
+            for s in v:
+                scale = scale_for(nucleus_radius(s.labels), self.nucleus_radius)
+                grey, labels = rescale_pair(to_grey(s.image), s.labels, scale)
+                greys.append(grey)
+                targets.append(encode_targets(labels))
+            prepared[k] = (greys, targets)
         self.train_dataset = RandomCropDataset(*prepared["train"], crop=self.crop_size,
                                                length=self.crops_per_epoch, jitter=self.jitter)
         self.val_dataset = WholeImageDataset(*prepared["val"]) if self.splits["val"] else None
@@ -142,7 +169,8 @@ class NucleiDataModule(BaseDataModule):
 
     def extra_info(self) -> dict[str, Any]:
         return {"in_channels": 1, "image_policy": "grey", "crop_size": self.crop_size,
-                "outputs": ["foreground", "boundary"], "primary_metric": ["dice", "max"],
+                "nucleus_radius": self.nucleus_radius,
+                "outputs": ["foreground", "distance"], "primary_metric": ["dice", "max"],
                 "split_sizes": {k: len(v) for k, v in self.splits.items()}}
 
     def val_dataloader(self) -> DataLoader:

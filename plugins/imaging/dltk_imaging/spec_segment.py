@@ -1,7 +1,7 @@
 """Declaration of the imaging plugin's segmentation part (light: imports only dltk.plugin).
 
 Task ``nuclei``: nucleus instance segmentation on the DSB2018 stage-1 test images (or user image +
-mask folders) with a U-Net predicting foreground + boundary maps and a seeded watershed.
+mask folders) with a U-Net predicting foreground + distance maps and a seeded watershed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ NUCLEI_REFERENCES = (
 
 TASKS: tuple = (
     TaskSpec("nuclei", "Nucleus instance segmentation, DSB2018 stage-1 test (65 images: 40 train / 5 val / 20 "
-             "test): U-Net (smp, resnet18) foreground + boundary, watershed; DSB score, AP@0.5, Dice",
+             "test): U-Net (smp, resnet18) foreground + distance, watershed; DSB score, AP@0.5, Dice",
              "configs/nuclei.yaml", references=NUCLEI_REFERENCES),
 )
 

@@ -107,3 +107,19 @@ def test_no_usable_pairs_and_missing_folders(tmp_path: Path) -> None:
         load_folder_pairs(images, tmp_path / "nope")
     with pytest.raises(DataError, match="no images"):
         load_folder_pairs(empty, masks)
+
+
+def test_nucleus_radius_and_scale() -> None:
+    from dltk_imaging.seg_data import nucleus_radius, rescale_pair, scale_for
+
+    yy, xx = np.mgrid[:200, :200]
+    disc = (yy - 100) ** 2 + (xx - 100) ** 2 <= 40 ** 2
+    assert nucleus_radius(disc) == pytest.approx(40, rel=0.05)  # mean distance in a disc is r / 3
+    two = disc | ((yy - 100) ** 2 + (xx - 180) ** 2 <= 40 ** 2)  # touching discs: same radius
+    assert nucleus_radius(two) == pytest.approx(40, rel=0.1)
+    assert nucleus_radius(np.zeros((4, 4), bool)) == 0.0
+    assert scale_for(40, 10) == 0.25 and scale_for(10.5, 10) == 1.0 and scale_for(5, 10) == 1.0
+    assert scale_for(1000, 10) == 0.2 and scale_for(40, 0) == 1.0
+    labels = disc.astype(np.int32) * 3
+    g, lab = rescale_pair(disc.astype(np.float32), labels, 0.25)
+    assert g.shape == lab.shape == (50, 50) and set(np.unique(lab)) == {0, 3}

@@ -145,3 +145,24 @@ def test_evaluate_run_and_predict_on_generated_folders(tmp_path: Path) -> None:
     assert "unreadable image" in rows[0]["error"] and rows[1]["nuclei"] == str(labels.max())
     with pytest.raises(ConfigError, match="unknown nuclei predict option"):
         predict_folder([model], images, out, ["--bogus"])
+
+
+def test_large_nuclei_are_predicted_at_the_training_scale() -> None:
+    kwargs, info, _ = NucleiUNet.example()
+    model = NucleiUNet(**kwargs, data_info={**info, "nucleus_radius": 10.0}).eval()
+    seen = []
+    real = model.net.forward
+
+    def spy(x: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(x.shape[-2:]))
+        return torch.cat([x * 20 - 10, x * 0], dim=1)  # foreground logit: the image itself
+
+    model.net.forward = spy
+    yy, xx = np.mgrid[:120, :120]
+    image = ((yy - 60) ** 2 + (xx - 60) ** 2 <= 40 ** 2).astype(np.float32)  # one nucleus of radius 40
+    probs = model.predict_image(image)
+    model.net.forward = real
+    assert probs.shape == (2, 120, 120)
+    assert seen[0] == (64, 64) or len(seen) > 1  # first pass at full size (tiles of 64)
+    assert seen[-1] == (32, 32)  # second pass: 120 * 10/40 = 30 px, padded to 32
+    assert probs[0, 60, 60] > 0.99 and probs[0, 2, 2] < 0.01
