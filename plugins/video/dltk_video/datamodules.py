@@ -36,7 +36,7 @@ from dltk_video.features import (
     stitch,
     training_windows,
 )
-from dltk_video.readers import clean_track, read_pose
+from dltk_video.readers import PoseTrack, clean_track, read_pose
 from dltk_video.scoring import behavior_metrics, frame_f1
 
 log = logging.getLogger("dltk.video")
@@ -59,6 +59,8 @@ class PoseBehaviorDataModule(BaseDataModule):
     Args:
         features: ``+``-separated feature groups (``ego``, ``speed``, ``pairwise``, ``wall``,
             ``social``; see :mod:`dltk_video.features`).
+        mirror: add a left-right mirrored copy of the training tracks (x -> -x, left/right body
+            parts swapped) as augmentation.
         window: frames per window.
         margin: context frames on each side of an evaluation window's core.
         stride: step between training windows.
@@ -68,11 +70,13 @@ class PoseBehaviorDataModule(BaseDataModule):
 
     class_names: tuple[str, ...] = ()
     primary: tuple[str, str] = ("macro_f1", "max")
+    mirror_pairs: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
                  batch_size: int = 32, num_workers: int = 0, split_seed: int = 0,
-                 features: str = "ego+speed+pairwise+wall+social") -> None:
+                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
+        self.mirror = bool(mirror)
         from dltk_video.features import FEATURE_GROUPS
 
         self.groups = tuple(g.strip() for g in features.split("+") if g.strip())
@@ -112,9 +116,11 @@ class PoseBehaviorDataModule(BaseDataModule):
         config = self.feature_config()
         self.sessions_ = self.load_sessions()
         self.features_ = []
+        self.mirrored_: list[np.ndarray | None] = []
         for s in self.sessions_:
             if s.features is not None:
                 self.features_.append(s.features)
+                self.mirrored_.append(None)
                 continue
             assert s.track is not None
             track, report = clean_track(s.track, self.min_likelihood)
@@ -122,6 +128,8 @@ class PoseBehaviorDataModule(BaseDataModule):
                 log.warning(report.line(s.name))
             X, _ = pose_features(track, config)
             self.features_.append(X)
+            self.mirrored_.append(pose_features(mirror_track(track, self.mirror_pairs), config)[0]
+                                  if self.mirror else None)
         segments = self.split(self.sessions_)
         train_rows = np.concatenate([self.features_[g.session][g.lo:g.hi] for g in segments["train"]])
         self._mean = train_rows.mean(axis=0)
@@ -154,6 +162,10 @@ class PoseBehaviorDataModule(BaseDataModule):
             idx = training_windows(g.hi - g.lo, self.window, self.stride)
             xs.append(X[idx])
             ys.append(y[idx].astype(np.float32))
+            mirrored = self.mirrored_[g.session] if self.mirror else None
+            if mirrored is not None:
+                xs.append(self.standardise(mirrored[g.lo:g.hi])[idx])
+                ys.append(y[idx].astype(np.float32))
         return TensorDictDataset(**{INPUT: np.concatenate(xs), TARGET: np.concatenate(ys)})
 
     def _eval_set(self, parts: list[tuple[Segment, WindowPlan]]) -> TensorDictDataset:
@@ -281,6 +293,19 @@ class PoseBehaviorDataModule(BaseDataModule):
         return predict_pose_file(input_path, output_path, models, options)
 
 
+def mirror_track(track: PoseTrack, pairs: tuple[tuple[str, str], ...]) -> PoseTrack:
+    """The left-right mirror image of a track: x -> -x, and each (left, right) body-part pair swapped."""
+    coords = track.coords.copy()
+    coords[..., 0] = -coords[..., 0]
+    order = list(range(len(track.bodyparts)))
+    for left, right in pairs:
+        if left in track.bodyparts and right in track.bodyparts:
+            i, j = track.bodyparts.index(left), track.bodyparts.index(right)
+            order[i], order[j] = j, i
+    return PoseTrack(coords[:, :, order], track.likelihood[:, :, order], track.individuals, track.bodyparts,
+                     track.frames, track.path, track.fps, track.index)
+
+
 def _parse_predict_options(options: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dltk predict (video pose)", add_help=False, exit_on_error=False)
     parser.add_argument("--fps", type=float, default=None)
@@ -387,14 +412,16 @@ class SturmanOFTDataModule(PoseBehaviorDataModule):
 
     class_names = tuple(datasets.STURMAN_CLASSES)
     primary = ("f1/Supported", "max")
+    mirror_pairs = (("earl", "earr"), ("bcl", "bcr"), ("hipl", "hipr"), ("tl", "tr"), ("bl", "br"))
 
     def __init__(self, test_session: Literal["12_01", "8_01"] = "12_01",
                  reference: Literal["Oliver", "Jin", "Furkan"] = "Oliver", val_fraction: float = 0.25,
                  window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
-                 features: str = "ego+speed+pairwise+wall+social", batch_size: int = 32, num_workers: int = 0,
-                 split_seed: int = 0) -> None:
+                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, batch_size: int = 32,
+                 num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__(window=window, margin=margin, stride=stride, min_likelihood=min_likelihood,
-                         batch_size=batch_size, num_workers=num_workers, split_seed=split_seed, features=features)
+                         batch_size=batch_size, num_workers=num_workers, split_seed=split_seed, features=features,
+                         mirror=mirror)
         if test_session not in datasets.STURMAN_SESSIONS:
             raise ConfigError(f"data.test_session must be one of {datasets.STURMAN_SESSIONS}")
         if not 0 < val_fraction < 1:
@@ -438,13 +465,15 @@ class EthomeSocialDataModule(PoseBehaviorDataModule):
 
     class_names = tuple(datasets.ETHOME_CLASSES)
     primary = ("f1/interact", "max")
+    mirror_pairs = (("leftear", "rightear"), ("lefthip", "righthip"))
 
     def __init__(self, block_frames: int = 300, n_folds: int = 4, fold: int = -1,
                  window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
-                 features: str = "ego+speed+pairwise+wall+social", batch_size: int = 32, num_workers: int = 0,
-                 split_seed: int = 0) -> None:
+                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, batch_size: int = 32,
+                 num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__(window=window, margin=margin, stride=stride, min_likelihood=min_likelihood,
-                         batch_size=batch_size, num_workers=num_workers, split_seed=split_seed, features=features)
+                         batch_size=batch_size, num_workers=num_workers, split_seed=split_seed, features=features,
+                         mirror=mirror)
         if block_frames < 2 * margin + 1 or n_folds < 3:
             raise ConfigError("data.block_frames must exceed 2*margin and data.n_folds must be >= 3")
         self.block_frames, self.n_folds = int(block_frames), int(n_folds)
