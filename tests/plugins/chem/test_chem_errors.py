@@ -21,7 +21,7 @@ pytest.importorskip("rdkit")
 
 from testutil import preserved_environ
 from dltk.cli import main  # noqa: E402
-from dltk.errors import DataError, DltkUserError  # noqa: E402
+from dltk.errors import DltkUserError  # noqa: E402
 from dltk_chem.datasets import ESOL_TARGET, FILES  # noqa: E402
 
 VALID = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "CCCl", "OCC(O)CO", "CC(C)O", "c1ccncc1", "CCOC(=O)C",
