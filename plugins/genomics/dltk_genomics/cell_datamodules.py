@@ -4,9 +4,11 @@ Methylation
     Every CpG observed in at least one cell is a sample; its targets are the states in each cell
     (NaN where that cell did not observe it), its inputs the ``k`` nearest observed CpGs on each side
     in every cell, excluding the CpG itself (DeepCpG's CpG module), and, with ``fasta``, the DNA window
-    around it (DeepCpG's DNA module). Split by held-out chromosome: ``test_chroms`` are the test
+    around it (DeepCpG's DNA module). Split ``chromosome`` (default): ``test_chroms`` are the test
     set; of every other chromosome the last ``val_fraction`` of its sites (a contiguous region) is
-    the validation set, the rest the training set.
+    the validation set, the rest the training set. Split ``region``: every chromosome is cut into
+    ``region_size``-bp blocks, and a seeded random ``test_fraction`` / ``val_fraction`` of the blocks
+    form the test / validation sets.
 
 Expression
     See :class:`ExpressionDataModule` (cell types) and :class:`ExpressionRegressionDataModule`
@@ -51,19 +53,24 @@ class MethylationDataModule(BaseDataModule):
             DeepCpG test profiles ``BS27_4_SER`` and ``BS28_2_SER`` (fetched through the registry).
         k: neighbouring observed CpGs per side and cell (DeepCpG uses 25).
         max_dist: distances are scaled as ``log1p(d) / log1p(max_dist)`` and clipped at 1.
+        split: ``chromosome`` (held-out ``test_chroms``) or ``region`` (held-out genomic blocks).
         test_chroms: comma-separated held-out test chromosomes (``chr`` prefix optional).
-        val_fraction: the last fraction of each training chromosome's sites, a contiguous region,
-            forms the validation set.
+        val_fraction: ``chromosome``: the last fraction of each training chromosome's sites, a
+            contiguous region, forms the validation set; ``region``: the fraction of blocks.
+        test_fraction: ``region`` only: the fraction of blocks held out for test.
+        region_size: ``region`` only: block size in bases.
         fasta: optional reference FASTA (pyfaidx; index written to the dltk cache); adds the DNA
             window around each CpG (batch key ``dna``) for the DNA module.
         dna_window: DNA window width in bases (DeepCpG: 1001).
         batch_size: samples per batch.
         num_workers: DataLoader workers.
-        split_seed: unused by the chromosome split (kept for the common interface).
+        split_seed: seed of the ``region`` split (the chromosome split does not depend on it).
     """
 
-    def __init__(self, paths: str | None = None, k: int = 25, max_dist: int = 25000, test_chroms: str = "19",
-                 val_fraction: float = 0.2, fasta: str | None = None, dna_window: int = 501,
+    def __init__(self, paths: str | None = None, k: int = 25, max_dist: int = 25000,
+                 split: Literal["chromosome", "region"] = "chromosome", test_chroms: str = "19",
+                 val_fraction: float = 0.2, test_fraction: float = 0.2, region_size: int = 100_000,
+                 fasta: str | None = None, dna_window: int = 501,
                  batch_size: int = 128, num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
         if k < 1:
@@ -77,6 +84,16 @@ class MethylationDataModule(BaseDataModule):
         self.max_dist = int(max_dist)
         self.test_chroms = [meth.normalise_chrom(c) for c in test_chroms.split(",") if c.strip()]
         self.val_fraction = float(val_fraction)
+        if split not in ("chromosome", "region"):
+            raise ConfigError(f"data.split must be 'chromosome' or 'region', got {split!r}")
+        if split == "region" and not (0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+            raise ConfigError(f"data.test_fraction ({test_fraction}) must be in (0, 1) and leave room for "
+                              f"training with val_fraction {val_fraction}")
+        if region_size < 1:
+            raise ConfigError(f"data.region_size must be >= 1, got {region_size}")
+        self.split = split
+        self.test_fraction = float(test_fraction)
+        self.region_size = int(region_size)
         self.fasta = fasta
         self.dna_window = int(dna_window) if fasta else 0
         self.profiles: list[meth.CpgProfile] = []
@@ -124,10 +141,12 @@ class MethylationDataModule(BaseDataModule):
         self.task_type = "classification"
         chroms = list(dict.fromkeys(c for p in self.profiles for c in p.chromosomes))
         unknown = [c for c in self.test_chroms if c not in chroms]
-        if unknown or not self.test_chroms:
+        if self.split == "region":
+            unknown, self.test_chroms = [], []
+        elif unknown or not self.test_chroms:
             raise ConfigError(f"data.test_chroms: {unknown or 'none given'} not among the profiles' "
                               f"chromosomes {chroms}")
-        if all(c in self.test_chroms for c in chroms):
+        if self.split == "chromosome" and all(c in self.test_chroms for c in chroms):
             raise ConfigError(f"data.test_chroms holds every chromosome ({chroms}); nothing left to train on")
         windows = self._windows()
         parts: dict[str, list[dict[str, np.ndarray]]] = {"train": [], "val": [], "test": []}
@@ -139,6 +158,9 @@ class MethylationDataModule(BaseDataModule):
                 y[np.searchsorted(sites, pos), j] = state
             feats = self.featurize(chrom, sites, windows)
             block = {**feats, TARGET: y, "chrom": np.full(len(sites), chrom, dtype=object), "pos": sites}
+            if self.split == "region":
+                parts["all"] = parts.get("all", []) + [block]
+                continue
             if chrom in self.test_chroms:
                 parts["test"].append(block)
                 continue
@@ -146,6 +168,8 @@ class MethylationDataModule(BaseDataModule):
             cut = len(sites) - n_val
             parts["train"].append({k: v[:cut] for k, v in block.items()})
             parts["val"].append({k: v[cut:] for k, v in block.items()})
+        if self.split == "region":
+            parts = self._region_split(parts.pop("all"))
         if windows is not None and windows.padded:
             log.warning("%d DNA windows reach past a contig end; padded with empty bases", windows.padded)
         merged = {name: {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
@@ -164,11 +188,29 @@ class MethylationDataModule(BaseDataModule):
         self.baseline = self._baseline_auroc(test)
         val_baseline = self._baseline_auroc(merged["val"])
         sizes = {n: len(p[TARGET]) for n, p in merged.items()}
-        log.info("methylation: %d cells, splits %s (test chromosomes %s)", len(self.profiles), sizes,
-                 self.test_chroms)
+        log.info("methylation: %d cells, %s split, splits %s (test chromosomes %s)", len(self.profiles), self.split,
+                 sizes, self.test_chroms)
         print("methylation: neighbour-average baseline (5 CpGs per side, same cell, 1/distance) AUROC: test "
               + ", ".join(f"{k} {v:.3f}" for k, v in self.baseline.items()) + "; validation "
               + ", ".join(f"{k} {v:.3f}" for k, v in val_baseline.items()), flush=True)
+
+    def _region_split(self, blocks: list[dict[str, np.ndarray]]) -> dict[str, list[dict[str, np.ndarray]]]:
+        """Assign ``region_size`` blocks of every chromosome to test/val/train, seeded."""
+        regions = [(i, b) for i, block in enumerate(blocks) for b in np.unique(block["pos"] // self.region_size)]
+        order = np.random.default_rng(self.split_seed).permutation(len(regions))
+        n_test = max(1, round(self.test_fraction * len(regions)))
+        n_val = max(1, round(self.val_fraction * len(regions))) if self.val_fraction > 0 else 0
+        role = {regions[r]: ("test" if rank < n_test else "val" if rank < n_test + n_val else "train")
+                for rank, r in enumerate(order)}
+        parts: dict[str, list[dict[str, np.ndarray]]] = {"train": [], "val": [], "test": []}
+        for i, block in enumerate(blocks):
+            ids = block["pos"] // self.region_size
+            which = np.array([role[(i, b)] for b in ids])
+            for name, part in parts.items():
+                mask = which == name
+                if mask.any():
+                    part.append({k: v[mask] for k, v in block.items()})
+        return parts
 
     def _baseline_auroc(self, part: dict[str, np.ndarray]) -> dict[str, float]:
         out = {}

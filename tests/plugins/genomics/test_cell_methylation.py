@@ -170,6 +170,27 @@ def test_whole_data_baseline_matches_manifest(data_root: Path) -> None:
         assert auc == pytest.approx(reference, abs=0.015), (name, auc)
 
 
+def test_region_split(data_root: Path) -> None:
+    """100-kb blocks of both chromosomes, 20% of blocks test, 20% validation (seeded): every site in
+    exactly one split, test drawn from both chromosomes, the same split for the same seed, another for
+    another seed."""
+    dm = MethylationDataModule(split="region", k=5, split_seed=0)
+    dm.setup()
+    sizes = (len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset))
+    assert sum(sizes) == 8712 + 8311
+    assert sizes == (9094, 3871, 4058)
+    test = dm.test_records()
+    assert set(test["chrom"]) == {"18", "19"}
+    again = MethylationDataModule(split="region", k=5, split_seed=0)
+    again.setup()
+    pd.testing.assert_frame_equal(again.test_records(), test)
+    other = MethylationDataModule(split="region", k=5, split_seed=1)
+    other.setup()
+    assert not other.test_records()["pos"].equals(test["pos"])
+    n_blocks = len(set(zip(test["chrom"], test["pos"] // 100_000)))
+    assert 0.15 < sizes[2] / sum(sizes) < 0.3 and n_blocks > 10
+
+
 def test_missing_test_chromosome_is_config_error(data_root: Path) -> None:
     from dltk.errors import ConfigError
 
