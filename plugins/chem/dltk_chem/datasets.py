@@ -626,6 +626,8 @@ def _smi_records(path: Path) -> Iterator[tuple[int, str, str | None]]:
                 yield line_no, parts[0], (parts[1].strip() or None) if len(parts) > 1 else None
         except UnicodeDecodeError as exc:
             raise DataError(path, f"not UTF-8 text ({exc.reason})") from exc
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise DataError(path, f"compressed file is truncated or corrupt ({exc})") from exc
 
 
 def _csv_records(path: Path, smiles_column: str, id_column: str | None,
@@ -636,6 +638,8 @@ def _csv_records(path: Path, smiles_column: str, id_column: str | None,
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             raise DataError(path, "file is empty (expected a header row)") from None
+        except (csv.Error, UnicodeDecodeError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise DataError(path, f"cannot read the header: {exc}", row=1) from exc
         s_col = _find_column(path, header, smiles_column)
         i_col = None if id_column is None else _find_column(path, header, id_column)
         try:
@@ -647,3 +651,5 @@ def _csv_records(path: Path, smiles_column: str, id_column: str | None,
                 yield reader.line_num, smi, rid
         except (csv.Error, UnicodeDecodeError) as exc:
             raise DataError(path, f"malformed CSV: {exc}", row=reader.line_num) from exc
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise DataError(path, f"compressed file is truncated or corrupt ({exc})", row=reader.line_num) from exc

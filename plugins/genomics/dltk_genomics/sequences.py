@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,16 +96,58 @@ class SeqRecords:
                           self.lowercase)
 
 
+class _CheckedText:
+    """A text stream whose decompression errors (a truncated or corrupt gzip) become one-line
+    DataErrors naming the file and the line reached."""
+
+    def __init__(self, path: Path, stream: IO[str]) -> None:
+        self.path, self.stream, self.line = path, stream, 0
+
+    def _fail(self, exc: Exception) -> DataError:
+        return DataError(self.path, f"compressed file is truncated or corrupt ({exc})", row=self.line + 1)
+
+    def __iter__(self) -> _CheckedText:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = next(self.stream)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise self._fail(exc) from exc
+        self.line += 1
+        return line
+
+    def readline(self, *args: int) -> str:
+        try:
+            line = self.stream.readline(*args)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise self._fail(exc) from exc
+        self.line += bool(line)
+        return line
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def __enter__(self) -> _CheckedText:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def open_text(path: str | Path) -> IO[str]:
-    """Open a plain or gzip text file (detected by its magic bytes, not its name)."""
+    """Open a plain or gzip text file (detected by its magic bytes, not its name); a truncated or
+    corrupt gzip raises a DataError naming the file and line while it is read."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="latin-1", newline=None)
-    return open(path, encoding="latin-1", newline=None)
+        stream = io.TextIOWrapper(gzip.open(path, "rb"), encoding="latin-1", newline=None)
+    else:
+        stream = open(path, encoding="latin-1", newline=None)  # noqa: SIM115 (closed by the wrapper)
+    return _CheckedText(path, stream)  # type: ignore[return-value]
 
 
 def check_sequence(seq: str) -> tuple[str | None, int]:
