@@ -91,6 +91,9 @@ class DeepBindCNN(SequenceModel):
         num_filters: motif detectors.
         filter_size: motif length (DeepBind: 24 for ChIP-seq).
         pooling: ``max`` (global max) or ``maxavg`` (max and average concatenated).
+        pool_bins: pool over this many equal stretches of the sequence instead of the whole of it
+            (1 = global pooling, DeepBind); more bins keep coarse position, useful when sites are
+            centred (CLIP peaks).
         hidden_dim: hidden units after pooling (0: none, linear read-out as in DeepBind's simplest).
         dropout: dropout before the read-out.
         reverse_complement: ``none``, ``augment`` or ``both`` (see the module docstring).
@@ -98,7 +101,7 @@ class DeepBindCNN(SequenceModel):
     """
 
     def __init__(self, num_filters: int = 128, filter_size: int = 24, pooling: Literal["max", "maxavg"] = "max",
-                 hidden_dim: int = 32, dropout: float = 0.5, reverse_complement: RC = "both",
+                 pool_bins: int = 1, hidden_dim: int = 32, dropout: float = 0.5, reverse_complement: RC = "both",
                  lr: float = 1e-3, weight_decay: float = 1e-4,
                  optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
                  scheduler: Literal["none", "cosine", "plateau"] = "none",
@@ -111,7 +114,7 @@ class DeepBindCNN(SequenceModel):
         hp = self.hparams
         # DeepBind pads each side with filter_size - 1 "no base" columns so edge motifs are seen
         self.conv = nn.Conv1d(4, hp.num_filters, hp.filter_size, padding=hp.filter_size - 1)
-        width = hp.num_filters * (2 if hp.pooling == "maxavg" else 1)
+        width = hp.num_filters * (2 if hp.pooling == "maxavg" else 1) * max(1, hp.pool_bins)
         layers: list[nn.Module] = [nn.Dropout(hp.dropout)]
         if hp.hidden_dim > 0:
             layers += [nn.Linear(width, hp.hidden_dim), nn.ReLU(), nn.Dropout(hp.dropout)]
@@ -121,9 +124,15 @@ class DeepBindCNN(SequenceModel):
 
     def body(self, x: Tensor) -> Tensor:
         h = torch.relu(self.conv(x))
-        pooled = h.amax(-1)
-        if self.hparams.pooling == "maxavg":
-            pooled = torch.cat([pooled, h.mean(-1)], dim=1)
+        bins = max(1, self.hparams.pool_bins)
+        if bins == 1:
+            pooled = h.amax(-1)
+            if self.hparams.pooling == "maxavg":
+                pooled = torch.cat([pooled, h.mean(-1)], dim=1)
+        else:
+            pooled = nn.functional.adaptive_max_pool1d(h, bins).flatten(1)
+            if self.hparams.pooling == "maxavg":
+                pooled = torch.cat([pooled, nn.functional.adaptive_avg_pool1d(h, bins).flatten(1)], dim=1)
         return self.head(pooled)
 
     def first_layer(self) -> nn.Conv1d:

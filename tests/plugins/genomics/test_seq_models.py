@@ -54,3 +54,16 @@ def test_augment_flips_only_in_training() -> None:
     assert torch.equal(a, model(batch))  # evaluation: deterministic, both strands averaged
     rc = {INPUT: torch.from_numpy(encoding.reverse_complement(batch[INPUT].numpy()))}
     assert torch.allclose(a, model(rc), atol=1e-5)
+
+
+def test_binned_pooling_keeps_coarse_position() -> None:
+    kwargs, info, batch = DeepBindCNN.example()
+    torch.manual_seed(0)
+    model = DeepBindCNN(**kwargs, pool_bins=4, pooling="maxavg", reverse_complement="none", data_info=info).eval()
+    assert model.head[1].in_features == 4 * 2 * 4  # filters x (max, mean) x bins
+    codes = batch[INPUT].clone()
+    shifted = {INPUT: torch.roll(codes, 20, dims=1)}  # same content, motifs moved to other bins
+    assert not torch.allclose(model(batch), model(shifted), atol=1e-6)
+    loss = model.train().training_step(batch, 0)
+    loss.backward()
+    assert torch.isfinite(loss)
