@@ -18,6 +18,7 @@ Expression
 from __future__ import annotations
 
 import csv
+import gzip
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -273,7 +274,7 @@ class MethylationDataModule(BaseDataModule):
 def _read_positions(path: str) -> pd.DataFrame:
     """``chrom pos`` rows of a prediction input (tab/comma-separated, optional header)."""
     p = Path(path)
-    opener = __import__("gzip").open if p.name.endswith(".gz") else open
+    opener = gzip.open if p.name.endswith(".gz") else open
     chroms: list[str] = []
     positions: list[int] = []
     errors: list[str] = []
