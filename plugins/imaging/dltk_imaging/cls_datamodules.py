@@ -192,6 +192,40 @@ class ImageClassificationDataModule(BaseDataModule):
         return DataLoader(self.train_dataset, batch_size=self.batch_size, sampler=sampler,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
+    def test_artifacts(self, run_dir: Path, preds: np.ndarray, target: np.ndarray) -> list[Path]:
+        """``plots/test_examples.png``: per class, up to 4 correctly and 4 wrongly predicted test
+        images (composite of the channels), wrong ones titled with the predicted class."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from dltk.plots import save_figure
+
+        from dltk_imaging.explain import _composite
+
+        names = list(self.info["class_names"])
+        images = self.test_images()
+        truth = np.where(np.isnan(target.reshape(-1)), -1, target.reshape(-1)).astype(np.int64)
+        pred = preds.reshape(len(truth), -1).argmax(axis=1)
+        per = 4
+        fig, axes = plt.subplots(len(names), 2 * per, figsize=(1.3 * 2 * per, 1.35 * len(names) + 0.5),
+                                 squeeze=False)
+        for k, name in enumerate(names):
+            right = np.flatnonzero((truth == k) & (pred == k))[:per]
+            wrong = np.flatnonzero((truth == k) & (pred != k))[:per]
+            for j in range(2 * per):
+                ax = axes[k, j]
+                ax.set_axis_off()
+                group, slot = (right, j) if j < per else (wrong, j - per)
+                if slot < len(group):
+                    i = group[slot]
+                    ax.imshow(_composite(images[i]))
+                    ax.set_title(name if j < per else f"-> {names[pred[i]]}", fontsize=6,
+                                 color="black" if j < per else "crimson")
+        fig.suptitle("test images per class: 4 correct (left), 4 misclassified (right, predicted class)",
+                     fontsize=8)
+        return [save_figure(fig, Path(run_dir) / "plots" / "test_examples.png")]
+
     def test_images(self) -> np.ndarray:
         """Raw test images in test-loader order (for explanations and plots)."""
         self.setup()

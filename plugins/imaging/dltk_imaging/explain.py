@@ -83,11 +83,14 @@ def _display(channel: np.ndarray) -> np.ndarray:
 
 
 def _composite(image: np.ndarray) -> np.ndarray:
-    """RGB uint8 images as they are; other channel counts as the mean of the display-scaled channels."""
+    """RGB uint8 images as they are; 2-3 other channels as false colour (channel 0 red, 1 green, 2
+    blue, each display-scaled); 1 or more than 3 channels as grey (mean of the scaled channels)."""
     if image.shape[0] == 3 and image.dtype == np.uint8:
         return np.moveaxis(image, 0, -1)
-    grey = np.mean([_display(c) for c in image.astype(np.float32)], axis=0)
-    return np.repeat(grey[..., None], 3, axis=-1)
+    scaled = np.stack([_display(c) for c in image.astype(np.float32)], axis=-1)
+    if scaled.shape[-1] in (2, 3):
+        return np.concatenate([scaled, np.zeros(scaled.shape[:2] + (3 - scaled.shape[-1],))], axis=-1)
+    return np.repeat(scaled.mean(axis=-1, keepdims=True), 3, axis=-1)
 
 
 def pick_examples(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:

@@ -52,7 +52,8 @@ def test_bbbc048_run_beats_chance(bbbc_run: Path) -> None:
     assert table["true_phase"].value_counts().to_dict()["Anaphase"] == 3
     probs = table[[f"prob_{c}" for c in CLASSES]].to_numpy()
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
-    assert (bbbc_run / "plots" / "confusion_matrix.png").read_bytes()[:8] == PNG_MAGIC
+    for plot in ("confusion_matrix.png", "test_examples.png"):
+        assert (bbbc_run / "plots" / plot).read_bytes()[:8] == PNG_MAGIC
 
 
 def test_bbbc048_predict_folder_and_explain(bbbc_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
