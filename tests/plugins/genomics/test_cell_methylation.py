@@ -284,6 +284,14 @@ def test_train_with_dna_module(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert any(k.startswith("dna_net.") for k in state["state_dict"])
     assert state["hyper_parameters"]["data_info"]["dna_window"] == 64
     assert (run / "plots" / "roc_curves.png").is_file()
+    # predict reads DNA windows from the run's FASTA too
+    sites = _write(tmp_path / "sites.tsv", ["2\t11", "chr2\t5000", "1\t2"])
+    out = tmp_path / "pred.csv"
+    with preserved_environ():
+        assert main(["predict", "--run", str(run), "--input", str(sites), "--output", str(out)]) == 0
+    table = pd.read_csv(out, keep_default_na=False)
+    assert len(table) == 3 and table["error"].eq("").all()
+    assert table[["cell0", "cell1"]].to_numpy(dtype=float).min() > 0
 
 
 # -- short real-data run + predict ---------------------------------------------------------------
