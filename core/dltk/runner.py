@@ -654,6 +654,7 @@ def explain(run: str, argv: list[str], which: str = "best") -> list[Path]:
 
 TRAIN_HELP = """usage: dltk train --plugin NAME [--task NAME] [--config FILE.yaml] [--seed N] [--run-dir DIR]
                   [--ensemble K] [--print-config] [dotted overrides ...]
+       dltk train --resume RUN_DIR [dotted overrides ...]
 
 Train a plugin's task preset, keep the best checkpoint on validation, test it, write a run directory.
 
@@ -663,6 +664,8 @@ Train a plugin's task preset, keep the best checkpoint on validation, test it, w
                       reproduces that run
   --seed N            global seed (default 0)
   --run-dir DIR       where to write the run (default runs/<plugin>-<task>-<timestamp>)
+  --resume RUN_DIR    continue an unfinished (killed) run from its last checkpoint: model, optimizer,
+                      scheduler, epoch and random state; it ends as an uninterrupted run would
   --ensemble K        train K members (seeds N..N+K-1) and test their average; predictions get
                       the members' standard deviation as an uncertainty column
   --print-config      print the fully resolved config and exit
