@@ -238,9 +238,10 @@ def predict_slide(path: Path, output_path: str, models: list[Any], *, level: int
 
     model = models[0]
     info = model.data_info
-    if int(info.get("in_chans", 3)) != 3:
-        raise ConfigError(f"slides are RGB, but this model takes {info.get('in_chans')} channel(s); train "
-                          "tissue_tiles (or an RGB images task) to predict slides")
+    if int(info.get("in_chans", 3)) != 3 or info.get("bit_depth", "8-bit") != "8-bit":
+        raise ConfigError(f"slides are 8-bit RGB, but this model was trained on {info.get('in_chans')}-channel "
+                          f"{info.get('bit_depth')} images; train tissue_tiles (or an RGB images task) to "
+                          "predict slides")
     if not 0.0 <= min_tissue <= 1.0:
         raise ConfigError(f"--min-tissue must be within 0..1, got {min_tissue}")
     h, w = info.get("image_size", [224, 224])

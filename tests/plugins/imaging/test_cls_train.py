@@ -90,6 +90,10 @@ def test_bbbc048_predict_folder_and_explain(bbbc_run: Path, tmp_path: Path, caps
                  "--output", str(tmp_path / "u8.csv")]) == 2
     assert "trained on 16-bit" in capsys.readouterr().err and not (tmp_path / "u8.csv").exists()
 
+    svs = fetch(FILES["cmu1_small"])  # a slide for a 16-bit 3-channel cell model: one-line error
+    assert _cli(["predict", "--run", str(bbbc_run), "--input", str(svs), "--output", str(tmp_path / "s")]) == 2
+    assert "slides are 8-bit RGB" in capsys.readouterr().err
+
     assert _cli(["explain", "--run", str(bbbc_run), "--per-class", "1", "--method", "saliency"]) == 0
     assert (bbbc_run / "explain" / "saliency.png").read_bytes()[:8] == PNG_MAGIC
 
