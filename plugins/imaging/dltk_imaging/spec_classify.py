@@ -56,8 +56,8 @@ BENCHMARKS = (
                  "seed 0 for every model seed, so the three seeds vary the initialisation, augmentation and "
                  "batch order only. Per-channel 1st/99.5th percentile normalisation fitted on the training "
                  "split; class-balanced cross-entropy; flips, 90-degree rotations and small per-channel "
-                 "gain/offset jitter. Backbone, stem, learning rate and epochs were chosen on validation "
-                 "balanced accuracy only (docs/imaging.md); the checkpoint is the epoch with the best "
+                 "gain/offset jitter. The backbone (timm test_resnet vs. resnet18), learning rate and "
+                 "epochs were chosen on validation balanced accuracy only (docs/imaging.md); the checkpoint is the epoch with the best "
                  "validation balanced accuracy. The reference is a random forest with 5-fold CV on the "
                  "same cells: a different protocol (CV vs. one held-out split), and the test split holds "
                  "only 3 Anaphase and 6 Telophase cells, so per-seed balanced accuracy is noisy.",
