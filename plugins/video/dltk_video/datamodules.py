@@ -37,11 +37,12 @@ from dltk_video.features import (
     training_windows,
 )
 from dltk_video.readers import PoseTrack, clean_track, read_pose
-from dltk_video.scoring import behavior_metrics, frame_f1
+from dltk_video.scoring import behavior_metrics, frame_f1, label_metrics, smooth_labels
 
 log = logging.getLogger("dltk.video")
 
 TARGET_NAME = "behavior"
+MIN_BOUT_GRID = (0, 3, 5, 8, 12, 16)
 
 
 @dataclass
@@ -59,6 +60,9 @@ class PoseBehaviorDataModule(BaseDataModule):
     Args:
         features: ``+``-separated feature groups (``ego``, ``speed``, ``pairwise``, ``wall``,
             ``social``; see :mod:`dltk_video.features`).
+        min_bout: minimum bout length in frames (post-processing of the predicted labels: shorter
+            gaps inside a behaviour are filled, shorter bouts dropped); -1 = chosen on the
+            validation frames from ``MIN_BOUT_GRID`` by the primary F1.
         mirror: add a left-right mirrored copy of the training tracks (x -> -x, left/right body
             parts swapped) as augmentation.
         window: frames per window.
@@ -74,9 +78,10 @@ class PoseBehaviorDataModule(BaseDataModule):
 
     def __init__(self, window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
                  batch_size: int = 32, num_workers: int = 0, split_seed: int = 0,
-                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False) -> None:
+                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, min_bout: int = -1) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
         self.mirror = bool(mirror)
+        self.min_bout = int(min_bout)
         from dltk_video.features import FEATURE_GROUPS
 
         self.groups = tuple(g.strip() for g in features.split("+") if g.strip())
@@ -205,10 +210,29 @@ class PoseBehaviorDataModule(BaseDataModule):
             raise RuntimeError(f"{len(preds)} windows predicted for {start} planned")
         return out
 
+    def choose_min_bout(self, val_preds: np.ndarray) -> int:
+        """The minimum bout length (frames) that maximises the primary F1 on the validation frames
+        (``min_bout`` = -1), or the configured value."""
+        if self.min_bout >= 0:
+            return self.min_bout
+        pieces = self.stitched(val_preds, "val")
+        target = np.concatenate([self.sessions_[g.session].target[g.lo:g.hi] for g, _ in pieces])
+        name = self.primary[0]
+        best, best_score = 0, -1.0
+        for k in MIN_BOUT_GRID:
+            pred = np.concatenate([smooth_labels(p.argmax(axis=1), k) for _, p in pieces])
+            score = label_metrics(target, pred, list(self.class_names)).get(name, math.nan)
+            if score > best_score + 1e-9:
+                best, best_score = k, score
+        return best
+
     def evaluate_frames(self, model: Any, preds: np.ndarray, std: np.ndarray | None,
-                        run_dir: Path | None) -> dict[str, float]:
+                        run_dir: Path | None, val_preds: np.ndarray | None = None) -> dict[str, float]:
         """Per-frame metrics of the test split (multiclass metrics over frames, behaviour metrics,
-        human inter-annotator F1); with ``run_dir``: per-frame CSV, confusion matrix, ethogram."""
+        human inter-annotator F1); with ``run_dir``: per-frame CSV, confusion matrix, ethogram.
+
+        Predicted labels are the argmax, post-processed with the minimum bout length chosen on the
+        validation frames (:meth:`choose_min_bout`); ``raw_f1/<class>`` are the unsmoothed F1s."""
         from dltk.metrics import multiclass_metrics
 
         pieces = self.stitched(preds)
@@ -216,9 +240,14 @@ class PoseBehaviorDataModule(BaseDataModule):
         probs = np.concatenate([p for _, p in pieces])
         target = np.concatenate([self.sessions_[g.session].target[g.lo:g.hi] for g, _ in pieces])
         metrics = multiclass_metrics(probs, target, list(self.class_names))
+        for cname in self.class_names:
+            metrics[f"raw_f1/{cname}"] = metrics[f"f1/{cname}"]
+        min_bout = self.choose_min_bout(val_preds) if val_preds is not None else max(self.min_bout, 0)
         pred_labels = []
         for g, p in pieces:
-            pred_labels.append(p.argmax(axis=1).astype(np.float64))
+            pred_labels.append(smooth_labels(p.argmax(axis=1), min_bout))
+        metrics.update(label_metrics(target, np.concatenate(pred_labels), list(self.class_names)))
+        metrics["min_bout_frames"] = float(min_bout)
         # bout metrics per segment (bouts never span two segments), pooled
         ref_all = np.concatenate([np.append(self.sessions_[g.session].target[g.lo:g.hi], -1) for g, _ in pieces])
         pred_all = np.concatenate([np.append(p, -1) for p in pred_labels])
@@ -290,7 +319,23 @@ class PoseBehaviorDataModule(BaseDataModule):
     # -- prediction on new pose files -------------------------------------------------------
     def predict_file(self, input_path: str, output_path: str, models: list[Any],
                      options: list[str]) -> dict[str, int] | None:
-        return predict_pose_file(input_path, output_path, models, options)
+        return predict_pose_file(input_path, output_path, models, options, self.prediction_min_bout(models))
+
+    def prediction_min_bout(self, models: list[Any]) -> int:
+        """The minimum bout length used at test time: configured, or re-chosen on the validation
+        frames with these models (the same choice as the run's test; 0 if the training data are
+        not available here)."""
+        if self.min_bout >= 0:
+            return self.min_bout
+        from dltk.inference import ensemble_inference
+
+        try:
+            self.setup()
+        except DataError as exc:
+            print(f"dltk video: no minimum-bout smoothing (validation data unavailable: {exc})")
+            return 0
+        val_preds, _, _ = ensemble_inference(models, self.val_dataloader())
+        return self.choose_min_bout(val_preds)
 
 
 def mirror_track(track: PoseTrack, pairs: tuple[tuple[str, str], ...]) -> PoseTrack:
@@ -321,7 +366,8 @@ def _parse_predict_options(options: list[str]) -> argparse.Namespace:
     return ns
 
 
-def predict_pose_file(input_path: str, output_path: str, models: list[Any], options: list[str]) -> dict[str, int]:
+def predict_pose_file(input_path: str, output_path: str, models: list[Any], options: list[str],
+                      min_bout: int = 0) -> dict[str, int]:
     """Label every frame of a pose file (DeepLabCut CSV or SLEAP HDF5) with a trained run.
 
     Writes ``output_path`` (``frame, time_s, behavior, prob_<class>...``) and an ethogram PNG
@@ -372,11 +418,12 @@ def predict_pose_file(input_path: str, output_path: str, models: list[Any], opti
     loader = torch.utils.data.DataLoader(TensorDictDataset(**{INPUT: x, TARGET: y}), batch_size=64)
     preds, sd, _ = ensemble_inference(models, loader)
     probs = stitch(preds, plan)
+    labels = smooth_labels(probs.argmax(axis=1), min_bout).astype(int)
     class_names = list(info["class_names"])
     names = np.asarray(class_names, dtype=object)
     frames = track.frames if len(track.frames) == len(probs) else np.arange(len(probs))
     table = pd.DataFrame({"frame": frames, "time_s": np.arange(len(probs)) / config.fps,
-                          TARGET_NAME: names[probs.argmax(axis=1)]})
+                          TARGET_NAME: names[labels]})
     for c, cname in enumerate(class_names):
         table[f"prob_{cname}"] = probs[:, c]
         if sd is not None:
@@ -385,12 +432,12 @@ def predict_pose_file(input_path: str, output_path: str, models: list[Any], opti
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     if not ns.no_plot:
-        png = ethogram({"model": probs.argmax(axis=1).astype(float)}, class_names, config.fps,
+        png = ethogram({"model": labels.astype(float)}, class_names, config.fps,
                        out.with_suffix(".png"), f"{path.name}: predicted behaviour", probabilities=probs)
         print(f"dltk predict: ethogram -> {png}")
-    counts = {"frames": len(probs)}
+    counts = {"frames": len(probs), "min_bout": min_bout}
     for c, cname in enumerate(class_names[1:], start=1):
-        counts[f"{cname}_frames"] = int((probs.argmax(axis=1) == c).sum())
+        counts[f"{cname}_frames"] = int((labels == c).sum())
     return counts
 
 
@@ -417,11 +464,11 @@ class SturmanOFTDataModule(PoseBehaviorDataModule):
     def __init__(self, test_session: Literal["12_01", "8_01"] = "12_01",
                  reference: Literal["Oliver", "Jin", "Furkan"] = "Oliver", val_fraction: float = 0.25,
                  window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
-                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, batch_size: int = 32,
-                 num_workers: int = 0, split_seed: int = 0) -> None:
+                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, min_bout: int = -1,
+                 batch_size: int = 32, num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__(window=window, margin=margin, stride=stride, min_likelihood=min_likelihood,
                          batch_size=batch_size, num_workers=num_workers, split_seed=split_seed, features=features,
-                         mirror=mirror)
+                         mirror=mirror, min_bout=min_bout)
         if test_session not in datasets.STURMAN_SESSIONS:
             raise ConfigError(f"data.test_session must be one of {datasets.STURMAN_SESSIONS}")
         if not 0 < val_fraction < 1:
@@ -469,11 +516,11 @@ class EthomeSocialDataModule(PoseBehaviorDataModule):
 
     def __init__(self, block_frames: int = 300, n_folds: int = 4, fold: int = -1,
                  window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
-                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, batch_size: int = 32,
-                 num_workers: int = 0, split_seed: int = 0) -> None:
+                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, min_bout: int = -1,
+                 batch_size: int = 32, num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__(window=window, margin=margin, stride=stride, min_likelihood=min_likelihood,
                          batch_size=batch_size, num_workers=num_workers, split_seed=split_seed, features=features,
-                         mirror=mirror)
+                         mirror=mirror, min_bout=min_bout)
         if block_frames < 2 * margin + 1 or n_folds < 3:
             raise ConfigError("data.block_frames must exceed 2*margin and data.n_folds must be >= 3")
         self.block_frames, self.n_folds = int(block_frames), int(n_folds)

@@ -103,4 +103,5 @@ class PoseSequenceClassifier(BaseTask):
 
         datamodule.setup("test")
         preds, std, _ = ensemble_inference(models, datamodule.test_dataloader())
-        return datamodule.evaluate_frames(self, preds, std, run_dir)
+        val_preds, _, _ = ensemble_inference(models, datamodule.val_dataloader())
+        return datamodule.evaluate_frames(self, preds, std, run_dir, val_preds=val_preds)

@@ -73,3 +73,45 @@ def behavior_metrics(reference: np.ndarray, predicted: np.ndarray, class_names: 
         out[f"bout_recall/{name}"] = b["recall"]
     out["frame_macro_f1"] = float(np.mean(f1s)) if f1s else math.nan
     return out
+
+
+def smooth_labels(labels: np.ndarray, min_bout: int, background: int = 0) -> np.ndarray:
+    """Minimum-bout post-processing of per-frame labels: background gaps shorter than ``min_bout``
+    frames between two bouts of the same behaviour are filled, then behaviour bouts shorter than
+    ``min_bout`` frames become background (``min_bout`` <= 1: unchanged)."""
+    out = np.asarray(labels, dtype=np.float64).copy()
+    if min_bout <= 1 or len(out) == 0:
+        return out
+    runs = _runs(out)
+    for k in range(1, len(runs) - 1):
+        c, a, z = runs[k]
+        if c == background and z - a + 1 < min_bout and runs[k - 1][0] == runs[k + 1][0] != background:
+            out[a:z + 1] = runs[k - 1][0]
+    for c, a, z in _runs(out):
+        if c != background and z - a + 1 < min_bout:
+            out[a:z + 1] = background
+    return out
+
+
+def _runs(labels: np.ndarray) -> list[tuple[float, int, int]]:
+    out, start = [], 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            out.append((float(labels[start]), start, i - 1))
+            start = i
+    return out
+
+
+def label_metrics(reference: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> dict[str, float]:
+    """Label-based multiclass metrics (``accuracy``, ``balanced_accuracy``, ``macro_f1``,
+    ``f1/<class>``) of per-frame labels over the frames with a reference label."""
+    from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+    keep = ~np.isnan(reference)
+    t, p = reference[keep].astype(int), predicted[keep].astype(int)
+    f1 = f1_score(t, p, labels=np.arange(len(class_names)), average=None, zero_division=0)
+    out = {"accuracy": float(accuracy_score(t, p)),
+           "balanced_accuracy": float(recall_score(t, p, labels=np.unique(t), average="macro", zero_division=0)),
+           "macro_f1": float(np.mean(f1))}
+    out.update({f"f1/{name}": float(v) for name, v in zip(class_names, f1)})
+    return out

@@ -22,6 +22,7 @@ from dltk_video.datamodules import TARGET_NAME, PoseBehaviorDataModule, Segment,
 from dltk_video.datasets import Session
 from dltk_video.features import FeatureConfig, eval_windows, plan_windows, stitch
 from dltk_video.readers import bouts_to_frames, read_annotations
+from dltk_video.scoring import smooth_labels
 from dltk_video.video import VIDEO_SUFFIXES, EncoderConfig, encode_video, video_info
 
 
@@ -148,10 +149,11 @@ class VideoBehaviorDataModule(PoseBehaviorDataModule):
 
     def predict_file(self, input_path: str, output_path: str, models: list[Any],
                      options: list[str]) -> dict[str, int] | None:
-        return predict_video_file(input_path, output_path, models, options)
+        return predict_video_file(input_path, output_path, models, options, self.prediction_min_bout(models))
 
 
-def predict_video_file(input_path: str, output_path: str, models: list[Any], options: list[str]) -> dict[str, int]:
+def predict_video_file(input_path: str, output_path: str, models: list[Any], options: list[str],
+                       min_bout: int = 0) -> dict[str, int]:
     """Label every frame of a video with a video_behavior run (CSV + ethogram PNG beside it)."""
     import torch
     from dltk.base import INPUT, TARGET, TensorDictDataset
@@ -180,16 +182,17 @@ def predict_video_file(input_path: str, output_path: str, models: list[Any], opt
     loader = torch.utils.data.DataLoader(TensorDictDataset(**{INPUT: x, TARGET: y}), batch_size=64)
     preds, _, _ = ensemble_inference(models, loader)
     probs = stitch(preds, plan)
+    labels = smooth_labels(probs.argmax(axis=1), min_bout).astype(int)
     class_names = list(info["class_names"])
     names = np.asarray(class_names, dtype=object)
     table = pd.DataFrame({"frame": np.arange(len(probs)), "time_s": np.arange(len(probs)) / fps,
-                          TARGET_NAME: names[probs.argmax(axis=1)]})
+                          TARGET_NAME: names[labels]})
     for c, cname in enumerate(class_names):
         table[f"prob_{cname}"] = probs[:, c]
     out = Path(output_path)
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     if not ns.no_plot:
-        ethogram({"model": probs.argmax(axis=1).astype(float)}, class_names, fps, out.with_suffix(".png"),
+        ethogram({"model": labels.astype(float)}, class_names, fps, out.with_suffix(".png"),
                  f"{path.name}: predicted behaviour", probabilities=probs)
-    return {"frames": len(probs)}
+    return {"frames": len(probs), "min_bout": min_bout}

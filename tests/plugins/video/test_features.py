@@ -128,3 +128,16 @@ def test_models_forward_backward(arch: str) -> None:
     with torch.no_grad():
         probs = model.postprocess(out)
     assert torch.allclose(probs.sum(-1), torch.ones(2, 4))
+
+
+def test_minimum_bout_smoothing() -> None:
+    from dltk_video.scoring import label_metrics, smooth_labels
+
+    labels = np.array([0, 1, 1, 1, 0, 1, 1, 1, 0, 0, 2, 0, 0, 2, 2, 2, 2])
+    # gaps shorter than 3 frames inside a behaviour are filled first (1 frame in "1", 2 frames in "2")
+    assert smooth_labels(labels, 3).tolist() == [0, 1, 1, 1, 1, 1, 1, 1, 0, 0, 2, 2, 2, 2, 2, 2, 2]
+    # then short bouts are dropped
+    assert smooth_labels(np.array([0, 2, 0, 0, 0, 1, 1, 1, 0]), 3).tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 0]
+    assert smooth_labels(labels, 0).tolist() == labels.tolist()
+    m = label_metrics(labels.astype(float), smooth_labels(labels, 3), ["bg", "a", "b"])
+    assert m["f1/a"] == pytest.approx(2 * 6 / (6 + 7)) and m["f1/b"] == pytest.approx(2 * 5 / (5 + 7))
