@@ -73,3 +73,21 @@ def test_balanced_sampler_draws_classes_equally(tmp_path: Path) -> None:
     drawn = torch.cat([b["y"] for b in dm.train_dataloader()]).long()
     counts = torch.bincount(drawn, minlength=3).numpy()
     assert counts.sum() == 262 and (np.abs(counts / counts.sum() - 1 / 3) < 0.08).all()
+
+
+def test_manifest_split_is_used_and_normalisation_is_fitted_on_train(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rows = ["path,label,split"]
+    for i in range(12):
+        split = "train" if i < 8 else ("val" if i < 10 else "test")
+        value = 10 * i  # train images 0..70, val/test brighter: the percentiles must ignore them
+        Image.fromarray(np.full((6, 6), value, np.uint8)).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,{'ab'[i % 2]},{split}")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    dm = ImageDataModule(path=str(tmp_path / "m.csv"), norm_low=0.0, norm_high=100.0)
+    dm.setup()
+    assert (len(dm.train_dataset), len(dm.val_dataset), len(dm.test_dataset)) == (8, 2, 2)
+    info = dm.data_info()
+    assert info["norm_low"] == [0.0] and info["norm_high"] == [70.0] and info["class_names"] == ["a", "b"]
+    assert info["bit_depth"] == "8-bit" and info["in_chans"] == 1 and info["class_counts"] == [4, 4]
