@@ -506,7 +506,8 @@ def print_summary(metrics: dict[str, float], model: Any, task: TaskSpec) -> None
     refs = [r for r in task.references if r.metric in (primary, per_key)]
     headers = ["task" if model.task_type != "multiclass" else "class", f"test {per_key}"] + [r.name for r in refs]
     rows = []
-    for name in names + ["mean" if per_key == primary else primary]:
+    shown = names if len(names) <= 24 else names[:20]
+    for name in shown + ["mean" if per_key == primary else primary]:
         key = f"test/{per_key}/{name}"
         if name in ("mean", primary):
             key = f"test/{primary}"
@@ -523,6 +524,8 @@ def print_summary(metrics: dict[str, float], model: Any, task: TaskSpec) -> None
     print(line)
     for i, row in enumerate(rows):
         if i == len(rows) - 1:
+            if len(shown) < len(names):
+                print(f"... {len(names) - len(shown)} more (every value is in metrics.json)")
             print(line)
         print("  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w) for j, (c, w) in
                         enumerate(zip(row, widths))))
