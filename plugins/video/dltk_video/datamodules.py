@@ -61,8 +61,8 @@ class PoseBehaviorDataModule(BaseDataModule):
         features: ``+``-separated feature groups (``ego``, ``speed``, ``pairwise``, ``wall``,
             ``social``; see :mod:`dltk_video.features`).
         min_bout: minimum bout length in frames (post-processing of the predicted labels: shorter
-            gaps inside a behaviour are filled, shorter bouts dropped); -1 = chosen on the
-            validation frames from ``MIN_BOUT_GRID`` by the primary F1.
+            gaps inside a behaviour are filled, shorter bouts dropped); 0 = none (default); -1 =
+            chosen on the validation frames from ``MIN_BOUT_GRID`` by the primary F1.
         mirror: add a left-right mirrored copy of the training tracks (x -> -x, left/right body
             parts swapped) as augmentation.
         window: frames per window.
@@ -78,7 +78,7 @@ class PoseBehaviorDataModule(BaseDataModule):
 
     def __init__(self, window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
                  batch_size: int = 32, num_workers: int = 0, split_seed: int = 0,
-                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, min_bout: int = -1) -> None:
+                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, min_bout: int = 0) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
         self.mirror = bool(mirror)
         self.min_bout = int(min_bout)
@@ -464,7 +464,7 @@ class SturmanOFTDataModule(PoseBehaviorDataModule):
     def __init__(self, test_session: Literal["12_01", "8_01"] = "12_01",
                  reference: Literal["Oliver", "Jin", "Furkan"] = "Oliver", val_fraction: float = 0.25,
                  window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
-                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, min_bout: int = -1,
+                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, min_bout: int = 0,
                  batch_size: int = 32, num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__(window=window, margin=margin, stride=stride, min_likelihood=min_likelihood,
                          batch_size=batch_size, num_workers=num_workers, split_seed=split_seed, features=features,
@@ -516,7 +516,7 @@ class EthomeSocialDataModule(PoseBehaviorDataModule):
 
     def __init__(self, block_frames: int = 300, n_folds: int = 4, fold: int = -1,
                  window: int = 64, margin: int = 16, stride: int = 16, min_likelihood: float = 0.6,
-                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, min_bout: int = -1,
+                 features: str = "ego+speed+pairwise+wall+social", mirror: bool = False, min_bout: int = 0,
                  batch_size: int = 32, num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__(window=window, margin=margin, stride=stride, min_likelihood=min_likelihood,
                          batch_size=batch_size, num_workers=num_workers, split_seed=split_seed, features=features,
