@@ -51,9 +51,10 @@ from dltk.errors import ConfigError, DltkUserError
 TRAIN_BATCHES = 2
 """Training (and validation) batches of the preset check."""
 
-MAX_BUILD_SECONDS = 5.0
-"""A model's ``example()`` network must build and do one step within this (it is meant to take
-well under a second; the margin is for loaded CI machines)."""
+MAX_BUILD_SECONDS = 60.0
+"""Upper bound for ``example()`` + build + one step. The aim is well under a second; the bound only
+catches pathological cases (a pretrained-weight download, a full-size network) without making the
+check flaky on loaded CI machines. The measured time is part of the check's detail line."""
 
 Status = Literal["passed", "failed", "skipped"]
 
@@ -240,13 +241,14 @@ def check_model(spec: Any, key: str) -> str:
     assert with_grad, "the loss does not backpropagate to any parameter"
     assert any(float(p.grad.abs().sum()) > 0 for p in with_grad), "all gradients are zero"
     elapsed = time.perf_counter() - start
-    assert elapsed < MAX_BUILD_SECONDS, f"example() + build + step took {elapsed:.1f} s (keep it well under 1 s)"
+    assert elapsed < MAX_BUILD_SECONDS, f"example() + build + step took {elapsed:.1f} s (aim for well under 1 s)"
     model.eval()
     with torch.no_grad():
         out = model(batch)
     assert out.shape[0] == n, f"forward returned {tuple(out.shape)} for {n} samples"
     n_params = sum(p.numel() for p in params)
-    return f"{cls.__name__}: {n_params:,} parameters, loss {loss.item():.3f}, {elapsed * 1000:.0f} ms"
+    slow = " (slow: aim for well under 1 s)" if elapsed > 1.0 else ""
+    return f"{cls.__name__}: {n_params:,} parameters, loss {loss.item():.3f}, {elapsed * 1000:.0f} ms{slow}"
 
 
 def _run_quiet(fn: Callable[[], Any]) -> tuple[Any, str]:

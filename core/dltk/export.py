@@ -202,8 +202,14 @@ def export_run(run: str | Path, fmt: Format, output: str | Path | None = None, w
 
     from dltk.base import TARGET
     from dltk.discovery import get_plugin
-    from dltk.loading import (allowed_packages, build_datamodule, build_model, checkpoint_path, load_checkpoint,
-                              read_run_config)
+    from dltk.loading import (
+        allowed_packages,
+        build_datamodule,
+        build_model,
+        checkpoint_path,
+        load_checkpoint,
+        read_run_config,
+    )
 
     if fmt not in SUFFIX:
         raise ConfigError(f"--format must be one of {', '.join(SUFFIX)}, got {fmt!r}")
