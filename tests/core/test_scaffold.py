@@ -107,3 +107,28 @@ def test_scaffold_own_tests_pass(demo_env: PluginEnv, demo_dir: Path) -> None:
     proc = subprocess.run(args, cwd=demo_dir, env=demo_env.environ(), capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert re.search(r"\b3 passed\b", proc.stdout), proc.stdout[-1000:]
+
+
+def test_check_reports_each_broken_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A generated plugin broken three ways: its spec imports torch, its datamodule entry names a
+    model class (so the preset's datamodule is unregistered too), its model lost example().
+    `dltk plugin check` fails each check with its reason (exit 1)."""
+    folder = new_plugin("broken", tmp_path / "broken")
+    pkg = folder / "dltk_broken"
+    spec = (pkg / "spec.py").read_text()
+    spec = spec.replace("from dltk.plugin import", "import torch  # noqa: F401\nfrom dltk.plugin import")
+    spec = spec.replace('"dltk_broken.datamodules:BrokenDataModule"', '"dltk_broken.models:BrokenMLP"')
+    (pkg / "spec.py").write_text(spec)
+    models = (pkg / "models.py").read_text()
+    (pkg / "models.py").write_text(models.replace("def example(cls)", "def tiny_variant(cls)"))
+    env = make_plugin_env(tmp_path / "site", {"dltk_broken": {"broken": "dltk_broken.spec:plugin"}},
+                          {"dltk_broken": folder})
+    with registered(env), preserved_environ():
+        assert main(["plugin", "check", "broken", "--no-train"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^FAIL broken:spec .*imported heavy module\(s\) \['torch'", out, re.MULTILINE), out
+    assert re.search(r"^FAIL broken:classes .*does not subclass dltk\.base\.BaseDataModule", out, re.MULTILINE), out
+    assert re.search(r"^FAIL broken:model:mlp .*(has no classmethod example\(\)|does not provide a contract "
+                     r"example\(\))", out, re.MULTILINE), out
+    assert re.search(r"^FAIL broken:preset:broken .*BrokenDataModule is not in spec\.datamodules", out, re.MULTILINE)
+    assert "0 passed, 4 failed, 0 skipped" in out
