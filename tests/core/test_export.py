@@ -94,6 +94,19 @@ def test_onnx_dynamic_batch_and_probabilities(toy_run: Path, tmp_path: Path) -> 
     np.testing.assert_allclose(one, probs[:1], atol=1e-6)
 
 
+def test_multiclass_softmax_and_class_names(toy_plugin: PluginEnv, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    run = tmp_path / "run"
+    assert main(["train", "--plugin", "toy", "--task", "toy_multiclass", "--run-dir", str(run), *FAST]) == 0
+    desc = export_and_compare(run, "onnx", tmp_path)
+    assert desc["labels"]["task_type"] == "multiclass"
+    assert desc["labels"]["class_names"] == ["red", "green", "blue"]
+    assert desc["outputs"][0]["shape"] == ["batch", 3]
+    x = np.random.default_rng(1).normal(size=(7, desc["inputs"][0]["shape"][1])).astype(np.float32)
+    probs = run_exported("onnx", tmp_path / "exported-onnx" / "model.onnx", {"x": x})
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)  # softmax inside the exported graph
+
+
 def test_export_errors(toy_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "--run", str(tmp_path / "nope"), "--format", "onnx"]) == 2
     assert "run directory not found" in capsys.readouterr().err
