@@ -198,3 +198,39 @@ def _runs(labels: np.ndarray) -> list[tuple[int, int, int]]:
             out.append((int(labels[start]), start, i - 1))
             start = i
     return out
+
+
+def demo_pose_files(folder: str | Path, n_files: int = 3, n_frames: int = 300, fps: int = 30,
+                    seed: int = 0) -> tuple[list[Path], list[Path]]:
+    """Write small DeepLabCut CSVs (one mouse: nose, earl, earr, tailbase) with bout tables beside
+    them: the animal ambles, and in ``run`` bouts (0.7-1.7 s) it moves six times faster along its
+    heading. For tests and for trying ``--task pose_files`` without data. Returns (pose, labels)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    body = np.array([[12.0, 0.0], [6.0, 4.0], [6.0, -4.0], [-12.0, 0.0]])
+    poses, tables = [], []
+    for f in range(n_files):
+        run = np.zeros(n_frames, dtype=bool)
+        t = int(rng.integers(10, 40))
+        while t < n_frames:
+            length = int(rng.integers(int(0.7 * fps), int(1.7 * fps)))
+            run[t:t + length] = True
+            t += length + int(rng.integers(int(1.0 * fps), int(3.0 * fps)))
+        heading = np.cumsum(rng.normal(0, 0.08, n_frames))
+        speed = np.where(run, 6.0, 1.0) * rng.uniform(0.8, 1.2, n_frames)
+        step = np.stack([np.cos(heading), np.sin(heading)], -1) * speed[:, None]
+        pos = 300 + np.cumsum(step, axis=0)
+        rot = np.stack([np.cos(heading), -np.sin(heading), np.sin(heading), np.cos(heading)], -1).reshape(-1, 2, 2)
+        pts = pos[:, None, :] + np.einsum("tij,kj->tki", rot, body) + rng.normal(0, 0.5, (n_frames, 4, 2))
+        cols = pd.MultiIndex.from_tuples([("demo", bp, c) for bp in ("nose", "earl", "earr", "tailbase")
+                                          for c in ("x", "y", "likelihood")], names=["scorer", "bodyparts", "coords"])
+        data = np.concatenate([pts, rng.uniform(0.9, 1.0, (n_frames, 4, 1))], axis=2).reshape(n_frames, -1)
+        pose, table = folder / f"demo{f}DLC.csv", folder / f"demo{f}.labels.csv"
+        pd.DataFrame(data.round(3), columns=cols).to_csv(pose)
+        idx = np.flatnonzero(np.diff(np.r_[0, run.astype(int), 0]))
+        rows = [(a / fps, (z - 1) / fps, "run") for a, z in zip(idx[::2], idx[1::2])]
+        pd.DataFrame(rows, columns=["start", "stop", "behavior"]).to_csv(table, index=False)
+        poses.append(pose)
+        tables.append(table)
+    return poses, tables

@@ -63,6 +63,8 @@ plugin = PluginSpec(
                  STURMAN_REFERENCES),
         TaskSpec("ethome_social", "ethome adult-juvenile social interaction per frame (multi-animal DeepLabCut, "
                  "BORIS labels), held-out time blocks", "configs/ethome_social.yaml", ETHOME_REFERENCES),
+        TaskSpec("pose_files", "your own DeepLabCut/SLEAP tracks + BORIS or bout-table annotations: --data.pose GLOB "
+                 "--data.labels GLOB --data.behaviors a,b --data.fps F", "configs/pose_files.yaml"),
         TaskSpec("video_behavior", "per-frame behaviour from raw video: frozen timm encoder per frame (PyAV, "
                  "streamed, cached) + BiGRU; --data.videos GLOB --data.behaviors a,b (preset: synthetic clips)",
                  "configs/video_behavior.yaml"),
@@ -70,6 +72,7 @@ plugin = PluginSpec(
     datamodules={
         "sturman_oft": "dltk_video.datamodules:SturmanOFTDataModule",
         "ethome_social": "dltk_video.datamodules:EthomeSocialDataModule",
+        "pose_files": "dltk_video.datamodules:PoseFilesDataModule",
         "video_behavior": "dltk_video.video_datamodules:VideoBehaviorDataModule",
     },
     models={"pose_sequence": "dltk_video.models:PoseSequenceClassifier"},
