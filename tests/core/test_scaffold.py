@@ -132,3 +132,13 @@ def test_check_reports_each_broken_rule(tmp_path: Path, capsys: pytest.CaptureFi
                      r"example\(\))", out, re.MULTILINE), out
     assert re.search(r"^FAIL broken:preset:broken .*BrokenDataModule is not in spec\.datamodules", out, re.MULTILINE)
     assert "0 passed, 4 failed, 0 skipped" in out
+
+
+def test_isolated_discovery_sees_only_the_plugin_under_test(demo_env: PluginEnv) -> None:
+    from dltk import contract
+
+    everything = set(discover())
+    assert "demo" in everything and len(everything) > 1  # the built-in plugins are installed too
+    with contract.isolated("demo"):
+        assert list(discover()) == ["demo"]
+    assert set(discover()) == everything  # restored afterwards
