@@ -340,9 +340,14 @@ def overlay_panel(samples: list[SegSample], preds: list[np.ndarray], rows: list[
         ax.axis("off")
     for ax, s, pred, r in zip(axes.flat, samples, preds, rows):
         ax.imshow(_outline_rgb(s.image, pred, s.labels))
-        ax.set_title(f"{s.id[:10]} ({s.kind})\nDSB {r['dsb_score']:.2f}  AP50 {r['ap50']:.2f}  "
-                     f"{r['pred_nuclei']}/{r['true_nuclei']} nuclei", fontsize=8)
-    fig.suptitle("predicted nuclei (fill, yellow outline); missed true outlines cyan", fontsize=10)
+        if s.labels is None:
+            ax.set_title(f"{s.id[:24]}: {r['pred_nuclei']} nuclei", fontsize=8)
+        else:
+            ax.set_title(f"{s.id[:10]} ({s.kind})\nDSB {r['dsb_score']:.2f}  AP50 {r['ap50']:.2f}  "
+                         f"{r['pred_nuclei']}/{r['true_nuclei']} nuclei", fontsize=8)
+    fig.suptitle("predicted nuclei (fill, yellow outline)"
+                 + ("; true outlines cyan where they differ" if samples[0].labels is not None else ""),
+                 fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
@@ -395,9 +400,8 @@ def predict_folder(models: list, input_path: Path, output_path: Path, options: l
 
                 Image.fromarray(labels.astype(np.uint16)).save(tmp, format="PNG")
         if ns.overlay:
-            overlay_panel([SegSample(f.stem, image, None)], [labels],
-                          [{"dsb_score": float("nan"), "ap50": float("nan"), "pred_nuclei": int(labels.max()),
-                            "true_nuclei": "?"}], output_path / f"{f.stem}_overlay.png")
+            overlay_panel([SegSample(f.stem, image, None)], [labels], [{"pred_nuclei": int(labels.max())}],
+                          output_path / f"{f.stem}_overlay.png")
         rows.append({"file": f.name, "nuclei": int(labels.max()), "height": image.shape[0],
                      "width": image.shape[1], "error": ""})
     _write_rows(output_path / "counts.csv", rows)
