@@ -68,14 +68,19 @@ plugin = PluginSpec(
         TaskSpec("video_behavior", "per-frame behaviour from raw video: frozen timm encoder per frame (PyAV, "
                  "streamed, cached) + BiGRU; --data.videos GLOB --data.behaviors a,b (preset: synthetic clips)",
                  "configs/video_behavior.yaml"),
+        TaskSpec("pose_estimation", "keypoints (snout, ears, tail base) from frames: timm backbone + heatmaps on the "
+                 "116 labelled DeepLabCut open-field frames; predict writes a DeepLabCut CSV for a video",
+                 "configs/pose_estimation.yaml"),
     ),
     datamodules={
         "sturman_oft": "dltk_video.datamodules:SturmanOFTDataModule",
         "ethome_social": "dltk_video.datamodules:EthomeSocialDataModule",
         "pose_files": "dltk_video.datamodules:PoseFilesDataModule",
         "video_behavior": "dltk_video.video_datamodules:VideoBehaviorDataModule",
+        "dlc_openfield_frames": "dltk_video.pose_estimation:DLCFramesDataModule",
     },
-    models={"pose_sequence": "dltk_video.models:PoseSequenceClassifier"},
+    models={"pose_sequence": "dltk_video.models:PoseSequenceClassifier",
+            "keypoint_heatmap": "dltk_video.pose_estimation:KeypointHeatmapNet"},
     requires=(Requirement("av"), Requirement("timm"), Requirement("torchvision")),
     install_hint="pip install 'dltk[video]'",
     benchmarks=BENCHMARKS,

@@ -74,14 +74,16 @@ def video_info(path: str | Path) -> tuple[float, int]:
         raise DataError(path, f"cannot be decoded ({exc.strerror or exc})") from exc
 
 
-def iter_frames(path: str | Path, size: int, chunk: int = 64, repeat: int = 1) -> Iterator[np.ndarray]:
-    """Decode ``path`` into ``(n <= chunk, size, size, 3)`` uint8 RGB chunks (``repeat``: play the
-    stream that many times, for memory tests on longer inputs). A file that cannot be decoded or
-    has no frame is a DataError."""
+def iter_frames(path: str | Path, size: int, chunk: int = 64, repeat: int = 1,
+                height: int | None = None) -> Iterator[np.ndarray]:
+    """Decode ``path`` into ``(n <= chunk, height or size, size, 3)`` uint8 RGB chunks (``repeat``:
+    play the stream that many times, for memory tests on longer inputs). A file that cannot be
+    decoded or has no frame is a DataError."""
     import av
 
     path = Path(path)
-    buffer = np.empty((chunk, size, size, 3), dtype=np.uint8)
+    height = height or size
+    buffer = np.empty((chunk, height, size, 3), dtype=np.uint8)
     total = 0
     for _ in range(max(1, repeat)):
         try:
@@ -92,7 +94,7 @@ def iter_frames(path: str | Path, size: int, chunk: int = 64, repeat: int = 1) -
                 stream.thread_type = "AUTO"
                 n = 0
                 for frame in container.decode(stream):
-                    buffer[n] = frame.to_ndarray(format="rgb24", width=size, height=size)
+                    buffer[n] = frame.to_ndarray(format="rgb24", width=size, height=height)
                     n += 1
                     total += 1
                     if n == chunk:
