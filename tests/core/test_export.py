@@ -4,7 +4,8 @@ describes inputs (dynamic batch), outputs, preprocessing and labels.
 
 Runs: the toy plugin (classification), chem's fingerprint MLP on ESOL (real data, regression: the
 target de-standardisation is inside the export), chem's D-MPNN (graph inputs whose rows are atoms
-and bonds, not samples) and the genomics tf_binding CNN when that plugin is installed.
+and bonds, not samples), and, when those plugins are installed, the genomics tf_binding CNN and the
+imaging cell_phenotype classifier.
 """
 
 from __future__ import annotations
@@ -178,18 +179,27 @@ def test_chem_dmpnn_graph_inputs(data_root: Path, tmp_path: Path) -> None:
     assert shapes["atom_x"][0] == "atom_x_rows" and shapes["num_atoms"] == ["batch"]
 
 
-def test_genomics_tf_binding(data_root: Path, tmp_path: Path) -> None:
-    _healthy("genomics")
+@pytest.mark.parametrize(("plugin_name", "task_name"), [("genomics", "tf_binding"), ("imaging", "cell_phenotype")])
+def test_other_plugins(plugin_name: str, task_name: str, data_root: Path, tmp_path: Path) -> None:
+    """A real sequence CNN (DeepBind on ENCODE peaks) and a real image classifier (timm backbone on
+    BBBC048 cells), trained a few batches, with the datamodule's own contract_overrides for size."""
+    _healthy(plugin_name)
     pytest.importorskip("onnxruntime")
-    from dltk.discovery import get_plugin
+    import yaml
 
-    plugin = get_plugin("genomics")
-    if "tf_binding" not in [t.name for t in plugin.tasks]:
-        pytest.skip("genomics has no tf_binding task")
+    from dltk.discovery import get_plugin
+    from dltk.loading import import_class
+
+    plugin = get_plugin(plugin_name)
+    if task_name not in [t.name for t in plugin.tasks]:
+        pytest.skip(f"{plugin_name} has no {task_name} task")
+    preset = yaml.safe_load(plugin.config_path(plugin.task(task_name)).read_text())
+    data_cls = import_class(preset["data"]["class_path"], ("dltk", plugin.package))
+    small = data_cls.contract_overrides(tmp_path) if hasattr(data_cls, "contract_overrides") else []
     run = tmp_path / "run"
-    with preserved_environ(), contract.isolated("genomics"):
-        assert main(["train", "--plugin", "genomics", "--task", "tf_binding", "--run-dir", str(run),
-                     "--trainer.limit_train_batches", "3", *FAST]) == 0
+    with preserved_environ(), contract.isolated(plugin_name):
+        assert main(["train", "--plugin", plugin_name, "--task", task_name, "--run-dir", str(run),
+                     "--trainer.limit_train_batches", "3", *FAST, *small]) == 0
     batch, expected = lightning_outputs(run)
     for fmt in ("onnx", "torchscript"):
         desc = export_and_compare(run, fmt, tmp_path)
