@@ -125,6 +125,11 @@ def check_class_paths(config_files: Iterable[str], overrides: list[str], plugin:
 
 
 def _is_rank_zero() -> bool:
+    """Global rank 0 of a (multi-node) job: torchrun sets RANK, SLURM sets SLURM_PROCID, Lightning's
+    own launcher sets LOCAL_RANK/NODE_RANK."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if key in os.environ:
+            return int(os.environ[key]) == 0
     return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
 
 

@@ -106,7 +106,7 @@ def test_plugins_json(plugin_env: PluginEnv, tmp_path: Path) -> None:
     proc = _run(["plugins", "--json"], plugin_env, tmp_path)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["toy"] == {"version": "0.1", "status": "ok", "tasks": ["toy", "toy_regression"]}
+    assert data["toy"] == {"version": "0.1", "status": "ok", "tasks": ["toy", "toy_regression", "toy_multiclass"]}
     assert data["broken"]["tasks"] == [] and data["broken"]["status"].startswith("broken: ImportError")
     assert data["needy"]["status"].startswith("missing dependency: no-such-package-xyz")
 
