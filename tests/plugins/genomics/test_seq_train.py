@@ -6,7 +6,7 @@ Margins (chance is ROC-AUC 0.5 in every case):
   peak's dinucleotide counts, so only motif learning scores; the full preset reaches ~0.96);
 * intervals on the synthetic genome (3 x 120 kb, 250 planted peaks per contig), 5 epochs: test ROC-AUC >= 0.85 (GC-matched background, so
   only the planted motif separates the classes);
-* PUM2 (slow), 3 epochs: test ROC-AUC >= 0.85.
+* PUM2 (slow), 3 epochs of the DanQ preset: test ROC-AUC >= 0.90 (validation reaches ~0.95 by then).
 """
 
 from __future__ import annotations
@@ -116,5 +116,5 @@ def test_pum2_short_run_beats_chance(data_root: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert _train(["--task", "rbp_binding", "--trainer.max_epochs", "3", "--run-dir", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test/auroc"] >= 0.85
+    assert metrics["test/auroc"] >= 0.90
     assert len(pd.read_csv(run / "predictions" / "test.csv")) == 1296 + 1294
