@@ -41,7 +41,24 @@ def _genomics_run(root: Path) -> Path:
     return run
 
 
-BUILDERS: dict[str, Callable[[Path], Path]] = {"chem": _chem_run, "genomics": _genomics_run}
+def _imaging_run(root: Path) -> Path:
+    """An 8-bit RGB tile classifier (so that slides can be given to it)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls, level in (("pale", 40), ("dark", 160)):
+        (root / "cells" / cls).mkdir(parents=True)
+        for i in range(12):
+            tile = rng.integers(level, level + 60, (16, 16, 3)).astype(np.uint8)
+            Image.fromarray(tile).save(root / "cells" / cls / f"{i:02d}.png")
+    run = root / "imaging-run"
+    assert main(["train", "--plugin", "imaging", "--task", "images", "--data.path", str(root / "cells"),
+                 "--trainer.max_epochs", "1", "--run-dir", str(run)]) == 0
+    return run
+
+
+BUILDERS: dict[str, Callable[[Path], Path]] = {"chem": _chem_run, "genomics": _genomics_run,
+                                               "imaging": _imaging_run}
 
 
 @pytest.fixture(scope="session")
