@@ -44,7 +44,7 @@ def decode_only(path: str, size: int) -> tuple[int, float]:
     return n, time.perf_counter() - t
 
 
-def decode_encode(path: str, config) -> tuple[int, float]:  # noqa: ANN001
+def decode_encode(path: str, config) -> tuple[int, float]:
     from dltk_video.video import build_encoder, encode_video
 
     model = build_encoder(config)
@@ -55,7 +55,6 @@ def decode_encode(path: str, config) -> tuple[int, float]:  # noqa: ANN001
 
 def pose_training(steps: int) -> tuple[int, float]:
     import torch
-
     from dltk_video.datamodules import SturmanOFTDataModule
     from dltk_video.models import PoseSequenceClassifier
 
@@ -85,7 +84,6 @@ def main() -> int:
     parser.add_argument("--train-steps", type=int, default=40)
     args = parser.parse_args()
     import torch
-
     from dltk.data.registry import fetch
     from dltk_video.datasets import FILES
     from dltk_video.video import EncoderConfig
