@@ -181,7 +181,8 @@ def encode_video(path: str | Path, config: EncoderConfig, *, chunk: int = 64, ca
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=n_known * repeat or None, desc=f"encoding {path.name}", unit="frame", leave=False)
+            bar = tqdm(total=n_known * repeat or None, desc=f"encoding {path.name}", unit="frame", leave=False,
+                       disable=None)  # no bar when stderr is not a terminal
         with os.fdopen(fd, "wb") as raw:
             for frames in iter_frames(path, config.image_size, chunk, repeat=repeat):
                 feats = encode_frames(model, frames, config.gray, dev, config.pool)

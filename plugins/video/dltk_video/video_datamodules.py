@@ -114,9 +114,9 @@ class VideoBehaviorDataModule(PoseBehaviorDataModule):
             raise ConfigError(f"data.labels has {len(labels)} files for {len(videos)} videos")
         if len(videos) < self.test_videos + self.val_videos + 1:
             raise ConfigError(f"{len(videos)} videos: need at least test_videos + val_videos + 1")
+        rates = [video_info(v)[0] for v in videos]  # every file opens and has a video stream before any encoding
         sessions = []
-        for video, label in zip(videos, labels):
-            fps, _ = video_info(video)
+        for video, label, fps in zip(videos, labels, rates):
             if not fps:
                 raise DataError(video, "the video states no frame rate (fps); re-encode it with one")
             X = with_deltas(encode_video(video, self.encoder_config, chunk=self.chunk), self.deltas, self.center)
