@@ -247,6 +247,7 @@ def _cli_error(exc: BaseException) -> ConfigError:
 
 def train(argv: list[str]) -> Path | None:
     """Run ``dltk train``; return the run directory (None for --help / --print-config)."""
+    launched = time.strftime("%Y-%m-%dT%H:%M:%S")  # before data loading: run times include it
     ns, rest = _train_preparser().parse_known_args(argv)
     resume_ckpt: Path | None = None
     resume_epoch = 0
@@ -338,7 +339,7 @@ def train(argv: list[str]) -> Path | None:
                 print(f"dltk: resuming {run_dir} from {resume_ckpt.name}: {resume_epoch} epoch(s) done", flush=True)
         else:
             rundir.write_status(run_dir, "running", plugin=plugin.name, task=task.name, seed=seed,
-                                started=time.strftime("%Y-%m-%dT%H:%M:%S"), command=sys.argv)
+                                started=launched, command=sys.argv)
         print(f"dltk: run directory {run_dir}", flush=True)
     try:
         cli.trainer.fit(cli.model, datamodule=cli.datamodule,
