@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -40,6 +41,23 @@ from dltk_chem.featurize import (
 log = logging.getLogger("dltk.chem")
 
 FEATURES = ("ecfp", "maccs", "rdkit2d")
+
+
+def tiny_smiles_csv(folder: Path) -> Path:
+    """48 molecules with a regression target (heavy-atom count) and a binary one (has oxygen), for
+    contract runs of the presets that read a user's file."""
+    from rdkit import Chem
+
+    smiles = ([("C" * n) for n in range(1, 9)] + [("C" * n + "O") for n in range(1, 9)]
+              + [("C" * n + "N") for n in range(1, 9)] + [("c1ccccc1" + "C" * n) for n in range(8)]
+              + [("C" * n + "C(=O)O") for n in range(8)] + [("OC" + "C" * n + "O") for n in range(8)])
+    rows = ["smiles,heavy_atoms,has_oxygen"]
+    for smi in smiles:
+        mol = Chem.MolFromSmiles(smi)
+        rows.append(f"{smi},{mol.GetNumHeavyAtoms()},{int(any(a.GetSymbol() == 'O' for a in mol.GetAtoms()))}")
+    path = Path(folder) / "tiny.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
 
 
 class MoleculeDataModule(BaseDataModule):
@@ -280,6 +298,11 @@ class MoleculeDataModule(BaseDataModule):
                 pool.close()
                 pool.join()
 
+    @classmethod
+    def contract_overrides(cls, tmp_dir: Path) -> list[str]:
+        """Plugin contract runs: ECFP alone (RDKit 2D descriptors for ~12k molecules take minutes)."""
+        return ["--data.features", "ecfp"]
+
 
 class Tox21ChallengeDataModule(MoleculeDataModule):
     """The original Tox21 Data Challenge 2014 (NCATS files), DeepTox protocol.
@@ -353,6 +376,12 @@ class SmilesCsvDataModule(MoleculeNetTox21DataModule):
             ``regression``.
         **kwargs: see :class:`MoleculeNetTox21DataModule` (``split``) and :class:`MoleculeDataModule`.
     """
+
+    @classmethod
+    def contract_overrides(cls, tmp_dir: Path) -> list[str]:
+        """Plugin contract runs: a generated 48-molecule CSV, ECFP features."""
+        return ["--data.path", str(tiny_smiles_csv(tmp_dir)), "--data.target_columns", "heavy_atoms",
+                "--data.batch_size", "8", "--data.features", "ecfp"]
 
     def __init__(self, path: str = "", smiles_column: str = "smiles",
                  target_columns: list[str] | str | None = None, id_column: str | None = None,

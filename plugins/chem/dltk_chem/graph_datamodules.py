@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -53,6 +54,17 @@ class GraphMixin:
     val_dataset: Dataset | None
     test_dataset: Dataset | None
     _test_records: pd.DataFrame | None
+
+    @classmethod
+    def contract_overrides(cls, tmp_dir: Path) -> list[str]:
+        """Plugin contract runs: graphs alone (no descriptors); a generated CSV for the csv task."""
+        from dltk_chem.datamodules import SmilesCsvDataModule, tiny_smiles_csv
+
+        args = ["--data.mol_features", "none"]
+        if issubclass(cls, SmilesCsvDataModule):
+            args += ["--data.path", str(tiny_smiles_csv(tmp_dir)), "--data.target_columns", "heavy_atoms",
+                     "--data.batch_size", "8"]
+        return args
 
     def _init_graph(self, mol_features: str) -> None:
         if mol_features not in ("none", "rdkit2d"):
