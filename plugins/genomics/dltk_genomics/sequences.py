@@ -128,7 +128,7 @@ class _CheckedText:
     def close(self) -> None:
         self.stream.close()
 
-    def __enter__(self) -> _CheckedText:
+    def __enter__(self) -> _CheckedText:  # noqa: PYI034 (Self needs Python 3.11)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -144,7 +144,7 @@ def open_text(path: str | Path) -> IO[str]:
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
-        stream = io.TextIOWrapper(gzip.open(path, "rb"), encoding="latin-1", newline=None)
+        stream = io.TextIOWrapper(gzip.open(path, "rb"), encoding="latin-1", newline=None)  # noqa: SIM115
     else:
         stream = open(path, encoding="latin-1", newline=None)  # noqa: SIM115 (closed by the wrapper)
     return _CheckedText(path, stream)  # type: ignore[return-value]
