@@ -111,6 +111,37 @@ def _plugin_command(ns: argparse.Namespace) -> int:
     return 1 if counts["failed"] else 0
 
 
+class _StdoutHandler:
+    """Writes ``dltk.*`` log records (split sizes, counted skips) to the current ``sys.stdout``, so
+    that they are seen and that stderr stays reserved for the one-line error."""
+
+    @staticmethod
+    def make() -> object:
+        import logging
+
+        class Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                try:
+                    print(self.format(record), file=sys.stdout, flush=True)
+                except (OSError, ValueError):  # a closed pipe: logging must never crash a run
+                    pass
+
+        handler = Handler(logging.INFO)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.dltk_stdout = True  # type: ignore[attr-defined]
+        return handler
+
+
+def _log_to_stdout() -> None:
+    import logging
+
+    logger = logging.getLogger("dltk")
+    if not any(getattr(h, "dltk_stdout", False) for h in logger.handlers):
+        logger.addHandler(_StdoutHandler.make())  # type: ignore[arg-type]
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, with a one-line message)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -131,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from dltk.errors import DltkUserError
 
+    _log_to_stdout()
     try:
         if command == "plugins":
             return _plugins(ns.json)
