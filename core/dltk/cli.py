@@ -40,11 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("plugin", help="write a new plugin package, or check a plugin against the contract")
     plugin_sub = p.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
-    q = plugin_sub.add_parser("new", help="scaffold an installable plugin package in a new folder",
-                              description="Scaffold an installable plugin: pyproject.toml with its entry point, a light "
-                                          "spec.py, a datamodule that generates seeded data, a model with example(), a "
-                                          "task preset, a README and tests. Then: pip install -e ./NAME && dltk train "
-                                          "--plugin NAME")
+    q = plugin_sub.add_parser(
+        "new", help="scaffold an installable plugin package in a new folder",
+        description="Scaffold an installable plugin: pyproject.toml with its entry point, a light spec.py, a "
+                    "datamodule that generates seeded data, a model with example(), a task preset, a README and "
+                    "tests. Then: pip install -e ./NAME && dltk train --plugin NAME")
     q.add_argument("name", help="plugin name, lower_snake_case (package dltk_NAME)")
     q.add_argument("--dir", help="folder to create (default ./NAME)")
     q.add_argument("--summary", help="one-line description shown by `dltk plugins`")

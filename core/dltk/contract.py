@@ -342,7 +342,8 @@ def check_preset(spec: Any, task_name: str, train: bool = True, overrides: Overr
         except DltkUserError as exc:
             blank = user_inputs(config)
             if not own and blank and not (run_dir / "checkpoints").exists():
-                raise ContractSkip(f"preset leaves {', '.join(blank)} to the user ({' '.join(str(exc).split())[:120]}); "
+                reason = " ".join(str(exc).split())[:120]
+                raise ContractSkip(f"preset leaves {', '.join(blank)} to the user ({reason}); "
                                    f"give {data_cp.rsplit('.', 1)[-1]} a contract_overrides(tmp_dir) "
                                    f"classmethod to check it") from exc
             if "set DLTK_DATA_DIR" in str(exc) or "downloads are off" in str(exc):
