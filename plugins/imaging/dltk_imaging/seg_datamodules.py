@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -116,13 +116,15 @@ class NucleiDataModule(BaseDataModule):
         nucleus_radius: when > 0, images whose nuclei are larger are shrunk so that their typical
             radius (:func:`~dltk_imaging.seg_data.nucleus_radius` of the true mask) becomes this
             many pixels; prediction estimates the radius from a first pass (0 = native scale).
+        select_by: validation metric that picks the best checkpoint: foreground ``dice`` or the
+            watershed ``dsb_score`` on the validation images.
         batch_size, num_workers, split_seed: as in :class:`dltk.base.BaseDataModule`.
     """
 
     def __init__(self, images: str = "dsb2018", masks: str = "", crop_size: int = 256,
                  crops_per_epoch: int = 256, n_test: int = 20, n_val: int = 5, jitter: float = 0.1,
-                 nucleus_radius: float = 0.0, batch_size: int = 8, num_workers: int = 0,
-                 split_seed: int = 0) -> None:
+                 nucleus_radius: float = 0.0, select_by: Literal["dice", "dsb_score"] = "dice",
+                 batch_size: int = 8, num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
         if crop_size % 32 or crop_size < 32:
             raise ConfigError(f"data.crop_size must be a positive multiple of 32 (got {crop_size})")
@@ -132,6 +134,7 @@ class NucleiDataModule(BaseDataModule):
         self.crop_size, self.crops_per_epoch = crop_size, crops_per_epoch
         self.n_test, self.n_val, self.jitter = n_test, n_val, jitter
         self.nucleus_radius = nucleus_radius
+        self.select_by = select_by
         self.splits: dict[str, list[SegSample]] = {}
 
     @classmethod
@@ -170,7 +173,7 @@ class NucleiDataModule(BaseDataModule):
     def extra_info(self) -> dict[str, Any]:
         return {"in_channels": 1, "image_policy": "grey", "crop_size": self.crop_size,
                 "nucleus_radius": self.nucleus_radius,
-                "outputs": ["foreground", "distance"], "primary_metric": ["dice", "max"],
+                "outputs": ["foreground", "distance"], "primary_metric": [self.select_by, "max"],
                 "split_sizes": {k: len(v) for k, v in self.splits.items()}}
 
     def val_dataloader(self) -> DataLoader:
