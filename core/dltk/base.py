@@ -344,10 +344,11 @@ class BaseTask(L.LightningModule):
     def configure_losses(self) -> None:
         pos_weight = None
         class_weight = None
-        if self.task_type == "classification" and self.hparams.class_weight == "balanced":
+        weighting = self.hparams.get("class_weight", "none")  # subclasses may not expose it
+        if self.task_type == "classification" and weighting == "balanced":
             frac = torch.tensor(self.data_info.get("pos_fraction", [0.5] * self.num_tasks))
             pos_weight = ((1 - frac) / frac.clamp_min(1e-3)).clamp(1.0, 100.0)
-        if self.task_type == "multiclass" and self.hparams.class_weight == "balanced":
+        if self.task_type == "multiclass" and weighting == "balanced":
             counts = torch.tensor(self.data_info.get("class_counts", [1] * self.num_classes), dtype=torch.float32)
             if len(counts) != self.num_classes:
                 raise ValueError(f"class_counts has {len(counts)} entries for {self.num_classes} classes")
