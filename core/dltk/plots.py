@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -31,11 +33,11 @@ def save_figure(fig: plt.Figure, path: Path, dpi: int = 110) -> Path:
 _save = save_figure
 
 
-def roc_curves(y_true: np.ndarray, y_prob: np.ndarray, task_names: list[str], path: Path,
-               title: str = "") -> Path:
-    """One ROC panel per task over its labelled samples, AUC and counts in each title."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
+def _binary_panels(y_true: np.ndarray, y_prob: np.ndarray, task_names: list[str], path: Path, title: str,
+                   draw: Callable[[Any, np.ndarray, np.ndarray], str], labels: tuple[str, str],
+                   ylim: float = 1.0) -> Path:
+    """One panel per task over its labelled samples; ``draw(ax, t, p)`` plots a curve and returns
+    the score text for the panel title (with counts)."""
     rows, cols = _grid(len(task_names))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
     for ax in axes.flat[len(task_names):]:
@@ -43,23 +45,35 @@ def roc_curves(y_true: np.ndarray, y_prob: np.ndarray, task_names: list[str], pa
     for j, (task, ax) in enumerate(zip(task_names, axes.flat)):
         mask = ~np.isnan(y_true[:, j])
         t, p = y_true[mask, j], y_prob[mask, j]
-        ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--")
         if len(np.unique(t)) == 2:
-            fpr, tpr, _ = roc_curve(t, p)
-            ax.plot(fpr, tpr, lw=1.5)
-            ax.set_title(f"{task}\nAUC {roc_auc_score(t, p):.3f} (n={mask.sum()}, pos={int(t.sum())})",
-                         fontsize=8)
+            score = draw(ax, t, p)
+            ax.set_title(f"{task}\n{score} (n={mask.sum()}, pos={int(t.sum())})", fontsize=8)
         else:
             ax.set_title(f"{task}\n(one class only)", fontsize=8)
         ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, ylim)
         ax.tick_params(labelsize=7)
-        ax.set_xlabel("false positive rate", fontsize=7)
-        ax.set_ylabel("true positive rate", fontsize=7)
+        ax.set_xlabel(labels[0], fontsize=7)
+        ax.set_ylabel(labels[1], fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def roc_curves(y_true: np.ndarray, y_prob: np.ndarray, task_names: list[str], path: Path,
+               title: str = "") -> Path:
+    """One ROC panel per task over its labelled samples, AUC and counts in each title."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    def draw(ax: Any, t: np.ndarray, p: np.ndarray) -> str:
+        ax.plot([0, 1], [0, 1], color="0.7", lw=0.8, ls="--")
+        fpr, tpr, _ = roc_curve(t, p)
+        ax.plot(fpr, tpr, lw=1.5)
+        return f"AUC {roc_auc_score(t, p):.3f}"
+
+    return _binary_panels(y_true, y_prob, task_names, path, title, draw,
+                          ("false positive rate", "true positive rate"))
 
 
 def pr_curves(y_true: np.ndarray, y_prob: np.ndarray, task_names: list[str], path: Path,
@@ -68,30 +82,13 @@ def pr_curves(y_true: np.ndarray, y_prob: np.ndarray, task_names: list[str], pat
     positive rate (the chance level, dashed) in each title."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    rows, cols = _grid(len(task_names))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
-    for ax in axes.flat[len(task_names):]:
-        ax.axis("off")
-    for j, (task, ax) in enumerate(zip(task_names, axes.flat)):
-        mask = ~np.isnan(y_true[:, j])
-        t, p = y_true[mask, j], y_prob[mask, j]
-        if len(np.unique(t)) == 2:
-            precision, recall, _ = precision_recall_curve(t, p)
-            ax.plot(recall, precision, lw=1.5)
-            ax.axhline(t.mean(), color="0.7", lw=0.8, ls="--")
-            ax.set_title(f"{task}\nAP {average_precision_score(t, p):.3f} (n={mask.sum()}, pos={int(t.sum())})",
-                         fontsize=8)
-        else:
-            ax.set_title(f"{task}\n(one class only)", fontsize=8)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel("recall", fontsize=7)
-        ax.set_ylabel("precision", fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
+    def draw(ax: Any, t: np.ndarray, p: np.ndarray) -> str:
+        precision, recall, _ = precision_recall_curve(t, p)
+        ax.plot(recall, precision, lw=1.5)
+        ax.axhline(t.mean(), color="0.7", lw=0.8, ls="--")
+        return f"AP {average_precision_score(t, p):.3f}"
+
+    return _binary_panels(y_true, y_prob, task_names, path, title, draw, ("recall", "precision"), ylim=1.02)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], path: Path,

@@ -25,7 +25,7 @@ from dltk.loading import load_checkpoint
 
 TASKS = ["alpha", "beta"]
 RUN_FILES = ["run.json", "config.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "metrics.json",
-             "predictions/test.csv", "logs/metrics.csv", "plots/roc_curves.png",
+             "predictions/test.csv", "logs/metrics.csv", "plots/roc_curves.png", "plots/pr_curves.png",
              "plots/learning_curves.png", "environment.json"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
