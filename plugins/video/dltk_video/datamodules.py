@@ -565,7 +565,9 @@ class EthomeSocialDataModule(PoseBehaviorDataModule):
                 "baseline_threshold_px": best}
 
 
-def _paths(spec: str, what: str) -> list[Path]:
+def expand_paths(spec: str, what: str) -> list[Path]:
+    """Comma-separated files or glob patterns (each sorted) -> paths; ConfigError naming
+    ``data.<what>`` when a pattern matches nothing."""
     import glob
 
     out: list[Path] = []
@@ -643,7 +645,7 @@ class PoseFilesDataModule(PoseBehaviorDataModule):
             raise ConfigError("data.pose and data.labels are required (comma-separated files or glob patterns)")
         if len(self.class_names) < 2:
             raise ConfigError("data.behaviors is required (comma-separated behaviour names)")
-        poses, labels = _paths(self.pose, "pose"), _paths(self.labels, "labels")
+        poses, labels = expand_paths(self.pose, "pose"), expand_paths(self.labels, "labels")
         if len(poses) != len(labels):
             raise ConfigError(f"{len(poses)} pose files but {len(labels)} annotation files")
         tracks = [read_pose(p) for p in poses]

@@ -10,7 +10,6 @@ frames): the last ``test_videos`` files (in the given order) are the test set, t
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +17,13 @@ import numpy as np
 import pandas as pd
 from dltk.errors import ConfigError, DataError
 
-from dltk_video.datamodules import TARGET_NAME, PoseBehaviorDataModule, Segment, _parse_predict_options
+from dltk_video.datamodules import (
+    TARGET_NAME,
+    PoseBehaviorDataModule,
+    Segment,
+    _parse_predict_options,
+    expand_paths,
+)
 from dltk_video.datasets import Session
 from dltk_video.features import FeatureConfig, eval_windows, plan_windows, stitch
 from dltk_video.readers import bouts_to_frames, read_annotations
@@ -36,16 +41,6 @@ def with_deltas(X: np.ndarray, deltas: str, center: bool = False) -> np.ndarray:
         return X
     delta = np.diff(X, axis=0, prepend=X[:1])
     return delta if deltas == "only" else np.concatenate([X, delta], axis=1)
-
-
-def _expand(spec: str, what: str) -> list[Path]:
-    paths: list[Path] = []
-    for item in [s.strip() for s in spec.split(",") if s.strip()]:
-        matches = sorted(glob.glob(item)) if any(c in item for c in "*?[") else [item]
-        if not matches:
-            raise ConfigError(f"data.{what}: no file matches {item!r}")
-        paths.extend(Path(m) for m in matches)
-    return paths
 
 
 class VideoBehaviorDataModule(PoseBehaviorDataModule):
@@ -76,7 +71,8 @@ class VideoBehaviorDataModule(PoseBehaviorDataModule):
                  unit: Literal["seconds", "frames"] = "seconds", overlap: Literal["error", "ignore"] = "error",
                  test_videos: int = 1, val_videos: int = 1, encoder: str = "resnet18",
                  image_size: int = 112, pretrained: bool = False, encoder_seed: int = 0, gray: bool = False,
-                 pool: int = 1, deltas: Literal["off", "append", "only"] = "append", center: bool = True, chunk: int = 64, window: int = 64, margin: int = 16, stride: int = 16, batch_size: int = 32,
+                 pool: int = 1, deltas: Literal["off", "append", "only"] = "append", center: bool = True,
+                 chunk: int = 64, window: int = 64, margin: int = 16, stride: int = 16, batch_size: int = 32,
                  num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__(window=window, margin=margin, stride=stride, batch_size=batch_size,
                          num_workers=num_workers, split_seed=split_seed)
@@ -108,8 +104,8 @@ class VideoBehaviorDataModule(PoseBehaviorDataModule):
 
             videos = synthetic_videos()
         else:
-            videos = _expand(self.videos, "videos")
-        labels = _expand(self.labels, "labels") if self.labels else [v.with_suffix(".csv") for v in videos]
+            videos = expand_paths(self.videos, "videos")
+        labels = expand_paths(self.labels, "labels") if self.labels else [v.with_suffix(".csv") for v in videos]
         if len(labels) != len(videos):
             raise ConfigError(f"data.labels has {len(labels)} files for {len(videos)} videos")
         if len(videos) < self.test_videos + self.val_videos + 1:
