@@ -32,6 +32,15 @@ def section(report: dict) -> str:
              "| method | value | source |", "|---|---|---|",
              f"| **dltk** | **{_fmt(report['mean'])} ± {_fmt(report['std'])}** ({seeds}) | "
              f"`dltk benchmark {report['benchmark']}` |"]
+    validation = report.get("validation") or {}
+    for name, member in (report.get("members") or {}).items():
+        seeds_m = ", ".join(_fmt(v) for v in member["per_seed"])
+        val = validation.get(name, {}).get("mean")
+        lines.append(f"| dltk member `{name}` | {_fmt(member['mean'])} ± {_fmt(member['std'])} ({seeds_m}) | "
+                     f"`dltk benchmark {name}`; validation {_fmt(val)} |")
+    if "average" in validation:
+        lines.append(f"| dltk average, on validation | {_fmt(validation['average']['mean'])} ± "
+                     f"{_fmt(validation['average']['std'])} | the shared validation split (members above) |")
     for name, value in report["published"].items():
         citation = report["citations"].get(name, "").replace("|", "/")
         lines.append(f"| {name} | {_fmt(value)} | {citation} |")

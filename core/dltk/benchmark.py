@@ -94,6 +94,7 @@ def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, e
         raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
     start = time.time()
     key = f"test/{bench.metric}"
+    members = _run_members(plugin, bench, n_seeds, out, extra)
     runs: list[dict[str, Any]] = []
     for seed in range(n_seeds):
         run_dir = out / "runs" / f"seed{seed}"
@@ -106,11 +107,16 @@ def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, e
 
                 shutil.rmtree(run_dir)
             print(f"dltk benchmark: {bench.name} seed {seed + 1}/{n_seeds} -> {run_dir}", flush=True)
-            args = ["--plugin", plugin.name, "--task", bench.task, *bench.overrides, "--seed", str(seed),
-                    "--run-dir", str(run_dir)]
-            if bench.seed_split:
-                args += ["--data.split_seed", str(seed)]
-            runner.train(args + list(extra))
+            if members:
+                from dltk import combine
+
+                combine.combine([m["runs"][seed] for m in members.values()], str(run_dir))
+            else:
+                args = ["--plugin", plugin.name, "--task", bench.task, *bench.overrides, "--seed", str(seed),
+                        "--run-dir", str(run_dir)]
+                if bench.seed_split:
+                    args += ["--data.split_seed", str(seed)]
+                runner.train(args + list(extra))
         metrics = json.loads((run_dir / "metrics.json").read_text())
         if key not in metrics:
             raise ConfigError(f"{run_dir}/metrics.json has no {key!r}; benchmark metric mismatch")
@@ -151,8 +157,13 @@ def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, e
         "same_run_baselines": baselines,
         # training + testing time of every seed (a seed reused from an earlier, interrupted
         # invocation counts with the time it took then)
-        "wall_seconds": round(max(time.time() - start, sum(r["seconds"] for r in runs),
+        "wall_seconds": round(max(time.time() - start,
+                                  sum(r["seconds"] for r in runs) + sum(m["wall_seconds"] for m in members.values()),
                                   _previous_wall(out / "report.json", bench.name, n_seeds)), 1),
+        "members": {name: {"mean": m["mean"], "std": m["std"], "per_seed": m["per_seed"],
+                           "wall_seconds": m["wall_seconds"], "report": str(out / "members" / name / "report.md")}
+                    for name, m in members.items()},
+        "validation": _combined_validation(runs, list(members)) if members else {},
         "per_seed_seconds": [r["seconds"] for r in runs],
         "runs": [r["run_dir"] for r in runs],
     }
@@ -163,6 +174,41 @@ def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, e
     print(_summary_line(report))
     print(f"dltk benchmark: report written to {out}/report.md, report.json, report.png")
     return out
+
+
+def _run_members(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path,
+                 extra: list[str]) -> dict[str, dict[str, Any]]:
+    """Run the benchmarks that ``bench`` combines (each into ``out/members/<name>``); their reports."""
+    if not bench.combine:
+        return {}
+    benches = registry()
+    reports = {}
+    for name in bench.combine:
+        if name not in benches or benches[name][0].name != plugin.name or benches[name][1].combine:
+            raise ConfigError(f"benchmark {bench.name!r} combines {name!r}, which is not a plain benchmark of "
+                              f"plugin {plugin.name!r}")
+        member_out = out / "members" / name
+        print(f"dltk benchmark: {bench.name} member {name} -> {member_out}", flush=True)
+        run_one(plugin, benches[name][1], n_seeds, member_out, extra)
+        reports[name] = json.loads((member_out / "report.json").read_text())
+    return reports
+
+
+def _combined_validation(runs: list[dict[str, Any]], names: list[str]) -> dict[str, dict[str, float]]:
+    """Validation primary metric (mean, sd over seeds) of each member and of their average, from
+    each seed's ``combine.json``: the evidence, on validation data only, for combining."""
+    from dltk.combine import COMBINE_FILE
+
+    columns: dict[str, list[float]] = {name: [] for name in [*names, "average"]}
+    for r in runs:
+        record = json.loads((Path(r["run_dir"]) / COMBINE_FILE).read_text())
+        primary = record["primary_metric"]
+        if not record.get("val"):
+            return {}
+        for name, values in zip(names, record["member_val"], strict=True):
+            columns[name].append(float(values.get(primary, math.nan)))
+        columns["average"].append(float(record["val"].get(primary, math.nan)))
+    return {name: dict(zip(("mean", "std"), _mean_sd(vals), strict=True)) for name, vals in columns.items()}
 
 
 def _previous_wall(report: Path, name: str, n_seeds: int) -> float:
@@ -215,6 +261,18 @@ def _markdown(r: dict[str, Any], config_text: str) -> str:
     for name, value in r.get("same_run_baselines", {}).items():
         lines.append(f"| {name} | {_fmt(value['mean'])} ± {_fmt(value['std'])} | computed in the same runs, "
                      "on the same test split |")
+    if r.get("members"):
+        val = r.get("validation") or {}
+        lines += ["", "## Members (averaged with equal weights, seed by seed)", "",
+                  f"| run | validation {r['metric']} | test {r['metric']} | per seed |", "|---|---|---|---|"]
+        for name, m in r["members"].items():
+            v = val.get(name, {})
+            lines.append(f"| `{name}` | {_fmt(v.get('mean'))} ± {_fmt(v.get('std'))} | {_fmt(m['mean'])} ± "
+                         f"{_fmt(m['std'])} | " + ", ".join(_fmt(x) for x in m["per_seed"]) + " |")
+        v = val.get("average", {})
+        lines.append(f"| **average** | {_fmt(v.get('mean'))} ± {_fmt(v.get('std'))} | {_fmt(r['mean'])} ± "
+                     f"{_fmt(r['std'])} | " + ", ".join(_fmt(x) for x in r["per_seed"]) + " |")
+        lines += ["", "Each member's own report: " + ", ".join(f"`{m['report']}`" for m in r["members"].values())]
     if r["per_task"]:
         refs = list(r["published_per_task"])
         lines += ["", "## Per task", "", "| task | dltk mean ± sd | " + " | ".join(refs) + " |",
@@ -239,10 +297,13 @@ def _chart(r: dict[str, Any], path: Path) -> None:
                                    gridspec_kw={"width_ratios": [1.2, max(len(tasks), 1) * 0.35 + 1]})
     same = {k: v for k, v in r.get("same_run_baselines", {}).items()
             if k.split("/", 1)[-1] == r["metric"].split("/", 1)[-1] or k.endswith(r["metric"])}
-    names = ["dltk"] + list(r["published"]) + list(same)
-    values = [r["mean"]] + list(r["published"].values()) + [v["mean"] for v in same.values()]
-    errors = [r["std"]] + [0.0] * len(r["published"]) + [v["std"] for v in same.values()]
-    colors = ["C0"] + ["0.65"] * len(r["published"]) + ["C1"] * len(same)
+    members = r.get("members") or {}
+    names = ["dltk"] + [f"dltk: {m}" for m in members] + list(r["published"]) + list(same)
+    values = ([r["mean"]] + [m["mean"] for m in members.values()] + list(r["published"].values())
+              + [v["mean"] for v in same.values()])
+    errors = ([r["std"]] + [m["std"] for m in members.values()] + [0.0] * len(r["published"])
+              + [v["std"] for v in same.values()])
+    colors = ["C0"] + ["#9ecae1"] * len(members) + ["0.65"] * len(r["published"]) + ["C1"] * len(same)
     ax0.bar(range(len(names)), values, yerr=errors, color=colors, capsize=4)
     ax0.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     finite = [v for v in values if not math.isnan(v)]

@@ -36,6 +36,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the available benchmarks")
     p.add_argument("--seeds", type=int, help="number of seeds (default: the benchmark's, usually 3)")
     p.add_argument("--output", help="report directory (default benchmark-results/NAME)")
+    p = sub.add_parser("combine", help="average finished runs of different models on the same test split",
+                       description="Test each run (its best checkpoint; every member of an --ensemble run), "
+                                   "check that all predict the same targets on the same test split, and write a "
+                                   "new run directory with their equal-weight average: predictions with the "
+                                   "members' spread, metrics, plots and combine.json (each member's test and "
+                                   "validation metrics beside the average's). `dltk test` and `dltk predict` "
+                                   "accept the result like any run.")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (two or more, same plugin)")
+    p.add_argument("--output", help="new run directory (default runs/<plugin>-combined-<timestamp>)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
     p = sub.add_parser("plugins", help="list installed plugins, their tasks and health")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("plugin", help="write a new plugin package, or check a plugin against the contract")
@@ -185,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if command == "train":
             runner.train(rest)
+        elif command == "combine":
+            from dltk import combine
+
+            combine.combine(ns.runs, ns.output, ns.checkpoint)
         elif command == "test":
             runner.test(ns.run, ns.checkpoint)
         elif command == "predict":

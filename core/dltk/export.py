@@ -201,6 +201,7 @@ def export_run(run: str | Path, fmt: Format, output: str | Path | None = None, w
     import torch
 
     from dltk.base import TARGET
+    from dltk.combine import refuse_combined
     from dltk.discovery import get_plugin
     from dltk.loading import (
         allowed_packages,
@@ -217,6 +218,7 @@ def export_run(run: str | Path, fmt: Format, output: str | Path | None = None, w
     if not run_dir.is_dir():
         raise ConfigError(f"run directory not found: {run}")
     config = read_run_config(run_dir)
+    refuse_combined(run_dir, "export")
     if not (run_dir / "checkpoints").is_dir() and (run_dir / "members").is_dir():
         raise ConfigError(f"{run_dir} is an ensemble run; export one member, e.g. --run {run_dir / 'members' / '0'}")
     plugin = get_plugin(str(config.get("plugin")))

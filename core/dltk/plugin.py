@@ -98,6 +98,10 @@ class BenchmarkSpec:
         protocol: how data is split and how hyper-parameters were chosen (printed in the report).
         seeds: default number of seeds.
         seed_split: also vary the data split's seed with the model seed (random-split benchmarks).
+        combine: names of other benchmarks of the same plugin whose runs are averaged seed by seed
+            (``dltk combine``, equal weights) to make this benchmark's runs; each of them is run
+            first (its own report goes to ``OUTPUT/members/<name>/``). ``task`` and
+            ``overrides`` are then not used for training; ``task`` names the printed references.
     """
 
     name: str
@@ -110,6 +114,7 @@ class BenchmarkSpec:
     protocol: str = ""
     seeds: int = 3
     seed_split: bool = False
+    combine: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from dltk import rundir
+from dltk import combine, rundir
 from dltk.discovery import get_plugin
 from dltk.errors import ConfigError, DltkUserError
 from dltk.inference import ensemble_inference, run_inference  # noqa: F401  (run_inference re-exported)
@@ -461,8 +461,6 @@ def evaluate(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: Any,
              write: bool = True) -> dict[str, float]:
     """Test ``model`` (or the average of a list of models) on the datamodule's test split; write
     predictions, metrics and plots (through the model's and datamodule's evaluation hooks)."""
-    import pandas as pd
-
     from dltk import plots
 
     models = model if isinstance(model, list) else [model]
@@ -473,17 +471,8 @@ def evaluate(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: Any,
         preds, std, target = ensemble_inference(models, datamodule.test_dataloader())
         values = model.test_metrics(preds, target)
         if write:
-            records = datamodule.test_records().reset_index(drop=True)
-            columns = model.output_columns(preds, std, target)
-            n_rows = len(next(iter(columns.values()))) if columns else len(records)
-            if len(records) != n_rows:
-                raise RuntimeError(f"{type(datamodule).__name__}.test_records() has {len(records)} rows for "
-                                   f"{n_rows} predictions")
-            table = pd.concat([records, pd.DataFrame(columns)], axis=1)
-            with atomic_path(run_dir / "predictions" / "test.csv") as tmp:
-                table.to_csv(tmp, index=False, float_format="%.6g")
-            model.write_test_plots(run_dir / "plots", preds, target, f"{plugin.name} / {task.name}: test")
-            datamodule.test_artifacts(run_dir, preds, target)
+            write_test_outputs(run_dir, f"{plugin.name} / {task.name}: test", datamodule, model, preds, std,
+                               target)
     metrics = {f"test/{k}": v for k, v in values.items()}
     if write:
         write_json(run_dir / "metrics.json", metrics)
@@ -491,6 +480,25 @@ def evaluate(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: Any,
                               f"val/{model.primary_metric[0]}", model.primary_metric[1])
     print_summary(metrics, model, task)
     return metrics
+
+
+def write_test_outputs(run_dir: Path, title: str, datamodule: Any, model: Any, preds: np.ndarray,
+                       std: np.ndarray | None, target: np.ndarray) -> None:
+    """Core's standard test outputs: ``predictions/test.csv`` (the datamodule's test records beside
+    the model's output columns), the model's test plots and the datamodule's test artifacts."""
+    import pandas as pd
+
+    records = datamodule.test_records().reset_index(drop=True)
+    columns = model.output_columns(preds, std, target)
+    n_rows = len(next(iter(columns.values()))) if columns else len(records)
+    if len(records) != n_rows:
+        raise RuntimeError(f"{type(datamodule).__name__}.test_records() has {len(records)} rows for "
+                           f"{n_rows} predictions")
+    table = pd.concat([records, pd.DataFrame(columns)], axis=1)
+    with atomic_path(run_dir / "predictions" / "test.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    model.write_test_plots(run_dir / "plots", preds, target, title)
+    datamodule.test_artifacts(run_dir, preds, target)
 
 
 def finish_run(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: Any, model: Any,
@@ -582,6 +590,8 @@ def test(run: str, which: str = "best") -> dict[str, float]:
 
     run_dir, config, plugin, task = _open_run(run)
     _quiet_lightning()
+    if combine.members_of(run_dir) is not None:
+        return combine.test(run_dir, which)
     models = _load_run_models(run_dir, config, plugin, which)
     datamodule = build_datamodule(config, allowed_packages(plugin.package))
     return evaluate(run_dir, plugin, task, datamodule, models, write=False)
@@ -599,6 +609,8 @@ def predict(run: str, input_path: str, output_path: str, which: str = "best",
     run_dir, config, plugin, task = _open_run(run)
     if not Path(input_path).exists():
         raise ConfigError(f"input file not found: {input_path}")
+    if combine.members_of(run_dir) is not None:
+        return combine.predict(run_dir, input_path, output_path, which, options, **kwargs)
     models = _load_run_models(run_dir, config, plugin, which)
     model = models[0]
     datamodule = build_datamodule(config, allowed_packages(plugin.package))
@@ -610,21 +622,38 @@ def predict(run: str, input_path: str, output_path: str, which: str = "best",
         raise ConfigError(f"unknown predict option(s) for {plugin.name}/{task.name}: {' '.join(options)}")
     if not Path(input_path).is_file():
         raise ConfigError(f"input is not a file: {input_path}")
+    chunks = score_chunks(models, datamodule.predict_chunks(input_path, data_info=model.data_info, **kwargs))
+    return write_prediction_table(Path(output_path), model, chunks, with_std=len(models) > 1)
+
+
+def score_chunks(models: list[Any], chunks: Iterable[tuple[Any, Any]]) -> Iterable[tuple[Any, Any, Any]]:
+    """``(records, preds, std)`` for each ``(records, loader)`` chunk of a datamodule's
+    ``predict_chunks``: the average of ``models`` over the usable rows (None when there are none)."""
+    for records, loader in chunks:
+        records = records.reset_index(drop=True)
+        ok = records["error"].fillna("").eq("").to_numpy()
+        if loader is not None and ok.any():
+            preds, std, _ = ensemble_inference(models, loader)
+            yield records, preds, std
+        else:
+            yield records, None, None
+
+
+def write_prediction_table(out: Path, model: Any, chunks: Iterable[tuple[Any, Any, Any]],
+                           with_std: bool) -> dict[str, int]:
+    """Stream scored chunks into ``out`` (CSV, written atomically): each input row with its
+    ``error`` (empty when scored) and the model's output columns; returns the row counts."""
     counts = {"rows": 0, "predicted": 0, "errors": 0}
-    out = Path(output_path)
     with atomic_path(out) as tmp:
         header = True
-        for records, loader in datamodule.predict_chunks(input_path, data_info=model.data_info, **kwargs):
-            records = records.reset_index(drop=True)
+        for records, preds, std in chunks:
             ok = records["error"].fillna("").eq("").to_numpy()
             table = records.copy()
-            if loader is not None and ok.any():
-                preds, std, _ = ensemble_inference(models, loader)
+            if preds is not None:
                 columns = model.output_columns(preds, std)
             else:
                 probe = np.zeros((1, model.num_classes or model.num_tasks), np.float32)
-                columns = {k: v[:0] for k, v in
-                           model.output_columns(probe, probe if len(models) > 1 else None).items()}
+                columns = {k: v[:0] for k, v in model.output_columns(probe, probe if with_std else None).items()}
             for name, values in columns.items():
                 col = np.full(len(records), np.nan, dtype=object if values.dtype == object else np.float32)
                 if len(values):
@@ -647,6 +676,7 @@ def explain(run: str, argv: list[str], which: str = "best") -> list[Path]:
     from dltk.loading import allowed_packages, build_datamodule
 
     run_dir, config, plugin, task = _open_run(run)
+    combine.refuse_combined(run_dir, "explain")
     if not plugin.explainer:
         raise ConfigError(f"plugin {plugin.name!r} does not provide explanations")
     module_name, _, func_name = plugin.explainer.partition(":")

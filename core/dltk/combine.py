@@ -1,0 +1,274 @@
+"""Average finished runs of *different* models on the same test split (``dltk combine``).
+
+``--ensemble K`` averages K seeds of one configuration. Combining goes further: runs of different
+tasks of one plugin (say a fingerprint network and a graph network) are each tested with their
+best checkpoint (all members for an ``--ensemble`` run), and their test predictions are averaged
+with **equal weights** -- nothing is fitted on the test split. The runs must agree on the plugin,
+the task type, the task and class names and the test targets, row for row; otherwise they are not
+predictions of the same thing and combining them is refused with the first difference.
+
+The output is a run directory like any other -- ``predictions/test.csv`` (with the members'
+spread as ``std_<task>``), ``metrics.json``, plots, ``run.json`` -- plus ``combine.json``: the
+members, each member's test and validation metrics, and the combination's validation metrics
+(when the members share their validation split too), so that the choice to combine can be
+justified on validation data alone. ``dltk test --run DIR`` re-evaluates it and
+``dltk predict --run DIR`` averages the members' predictions row by row.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dltk import rundir
+from dltk.errors import ConfigError
+from dltk.io import write_json
+
+COMBINE_FILE = "combine.json"
+
+
+def members_of(run_dir: str | Path) -> list[Path] | None:
+    """The member run directories of a combined run, or None for any other run directory."""
+    import json
+
+    path = Path(run_dir) / COMBINE_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    members = []
+    for rel, absolute in zip(record["members_relative"], record["members"], strict=True):
+        candidate = (Path(run_dir) / rel).resolve()
+        members.append(candidate if candidate.is_dir() else Path(absolute))
+    return members
+
+
+def refuse_combined(run_dir: str | Path, command: str) -> None:
+    """Raise a one-line error when ``command`` is given a combined run (it needs one model)."""
+    members = members_of(run_dir)
+    if members is not None:
+        raise ConfigError(f"{run_dir} is a combined run of {len(members)} runs; `dltk {command}` works on one "
+                          f"model: use one of its members ({', '.join(str(m) for m in members)})")
+
+
+@dataclass
+class _Member:
+    run_dir: Path
+    plugin: Any
+    task: Any
+    models: list[Any]
+    datamodule: Any
+
+    @property
+    def model(self) -> Any:
+        return self.models[0]
+
+    @property
+    def name(self) -> str:
+        return f"{self.run_dir} ({self.plugin.name}/{self.task.name})"
+
+
+def _open_members(runs: Iterable[str | Path], which: str) -> list[_Member]:
+    from dltk.loading import allowed_packages, build_datamodule
+    from dltk.runner import _load_run_models, _open_run, _quiet_lightning
+
+    _quiet_lightning()
+    members = []
+    for run in runs:
+        run_dir, config, plugin, task = _open_run(str(run))
+        if members_of(run_dir) is not None:
+            raise ConfigError(f"{run_dir} is itself a combined run: list its members instead")
+        models = _load_run_models(run_dir, config, plugin, which)
+        members.append(_Member(run_dir, plugin, task, models,
+                               build_datamodule(config, allowed_packages(plugin.package))))
+    if len(members) < 2:
+        raise ConfigError(f"dltk combine needs at least two runs, got {len(members)}")
+    first = members[0]
+    for m in members[1:]:
+        for what, a, b in (("plugin", first.plugin.name, m.plugin.name),
+                           ("task type", first.model.task_type, m.model.task_type),
+                           ("task names", first.model.task_names, m.model.task_names),
+                           ("class names", first.model.class_names, m.model.class_names)):
+            if a != b:
+                raise ConfigError(f"cannot combine {m.name} with {first.name}: different {what} ({b} vs {a})")
+    return members
+
+
+def _predictions(member: _Member, split: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The member's averaged predictions and targets on ``split`` ("test" or "val")."""
+    from dltk.inference import ensemble_inference
+
+    dm = member.datamodule
+    dm.setup("test" if split == "test" else "fit")
+    if split == "test":
+        if member.model.evaluate_run(dm, member.models, None) is not None:
+            raise ConfigError(f"{member.name} evaluates its test split inside the plugin (evaluate_run, e.g. tiled "
+                              "or windowed inference); its predictions cannot be averaged with another run's")
+        loader = dm.test_dataloader()
+    else:
+        loader = dm.val_dataloader() if hasattr(dm, "val_dataloader") else None
+        if not loader:
+            return None
+    preds, _, target = ensemble_inference(member.models, loader)
+    return preds, target
+
+
+def _same_targets(members: list[_Member], outputs: list[tuple[np.ndarray, np.ndarray]], split: str,
+                  strict: bool) -> bool:
+    first_target = outputs[0][1]
+    for m, (_, target) in zip(members[1:], outputs[1:], strict=True):
+        if target.shape != first_target.shape:
+            problem = f"{target.shape[0]} vs {first_target.shape[0]} rows"
+        elif not np.array_equal(target, first_target, equal_nan=True):
+            rows = np.flatnonzero(~((target == first_target) | (np.isnan(target) & np.isnan(first_target)))
+                                  .reshape(len(target), -1).all(axis=1))
+            problem = f"targets differ at {len(rows)} rows (first: row {rows[0]})"
+        else:
+            continue
+        if strict:
+            raise ConfigError(f"cannot combine {m.name} with {members[0].name}: their {split} splits differ "
+                              f"({problem})")
+        return False
+    return True
+
+
+def _average(outputs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    stacked = np.stack([p for p, _ in outputs])
+    return stacked.mean(axis=0), stacked.std(axis=0)
+
+
+def _evaluate(members: list[_Member], with_val: bool) -> dict[str, Any]:
+    test_out = [_predictions(m, "test") for m in members]
+    _same_targets(members, test_out, "test", strict=True)
+    preds, std = _average(test_out)
+    model = members[0].model
+    result: dict[str, Any] = {
+        "preds": preds, "std": std, "target": test_out[0][1],
+        "test": model.test_metrics(preds, test_out[0][1]),
+        "member_test": [m.model.test_metrics(p, t) for m, (p, t) in zip(members, test_out, strict=True)],
+    }
+    if with_val:
+        val_out = [_predictions(m, "val") for m in members]
+        if all(v is not None for v in val_out) and _same_targets(members, val_out, "validation", strict=False):
+            val_preds, _ = _average(val_out)
+            result["val"] = model.test_metrics(val_preds, val_out[0][1])
+            result["member_val"] = [m.model.test_metrics(p, t) for m, (p, t) in zip(members, val_out, strict=True)]
+    return result
+
+
+def combine(runs: list[str], output: str | None = None, which: str = "best") -> Path:
+    """Average the test predictions of ``runs`` into a new run directory ``output``."""
+    from dltk.runner import print_summary, write_test_outputs
+
+    start = time.time()
+    if output and (Path(output) / rundir.STATUS_FILE).exists():
+        rundir.claim(Path(output))  # the one-line "already holds a run" error, before any work
+    members = _open_members(runs, which)
+    first = members[0]
+    print(f"dltk combine: testing {len(members)} runs: " + ", ".join(m.name for m in members), flush=True)
+    result = _evaluate(members, with_val=True)  # refuses mismatched runs before anything is written
+    out = rundir.claim(Path(output)) if output else rundir.claim_default(first.plugin.name, "combined")
+    rundir.write_status(out, "running", plugin=first.plugin.name, task=first.task.name, combined=True,
+                        members=[str(m.run_dir) for m in members], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    try:
+        shutil.copyfile(first.run_dir / "config.yaml", out / "config.yaml")
+        if (first.run_dir / "environment.json").is_file():
+            shutil.copyfile(first.run_dir / "environment.json", out / "environment.json")
+        write_test_outputs(out, f"{first.plugin.name}: average of {len(members)} runs (test)", first.datamodule,
+                           first.model, result["preds"], result["std"], result["target"])
+        metrics = {f"test/{k}": v for k, v in result["test"].items()}
+        write_json(out / "metrics.json", metrics)
+        primary = first.model.primary_metric[0]
+        record = {
+            "members": [str(m.run_dir.resolve()) for m in members],
+            "members_relative": [os.path.relpath(m.run_dir.resolve(), out.resolve()) for m in members],
+            "tasks": [m.task.name for m in members],
+            "checkpoint": which,
+            "weights": "equal",
+            "primary_metric": primary,
+            "member_test": result["member_test"],
+            "member_val": result.get("member_val"),
+            "val": result.get("val"),
+        }
+        write_json(out / COMBINE_FILE, record)
+        rundir.write_status(out, "completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                            seconds=round(time.time() - start, 1),
+                            test_metric={k: metrics[k] for k in metrics if k.count("/") == 1})
+    except BaseException as exc:
+        rundir.write_status(out, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        raise
+    _print_members(members, record)
+    print_summary(metrics, first.model, first.task)
+    print(f"dltk combine: run completed: {out}")
+    return out
+
+
+def _print_members(members: list[_Member], record: dict[str, Any]) -> None:
+    primary = record["primary_metric"]
+    rows = [(m.task.name, str(m.run_dir), (record["member_val"] or [{}] * len(members))[i].get(primary),
+             record["member_test"][i].get(primary)) for i, m in enumerate(members)]
+    rows.append(("average", "", (record["val"] or {}).get(primary), None))
+    print(f"\n{'member':<28} {'val ' + primary:>12} {'test ' + primary:>12}  run")
+    for task, run, val, test in rows:
+        fmt = [f"{v:.3f}" if isinstance(v, float) else "" for v in (val, test)]
+        print(f"{task:<28} {fmt[0]:>12} {fmt[1]:>12}  {run}")
+
+
+def test(run_dir: Path, which: str = "best") -> dict[str, float]:
+    """Re-evaluate a combined run from its members (nothing is written)."""
+    from dltk.runner import _open_run, print_summary
+
+    members = _open_members(members_of(run_dir) or [], which)
+    _, _, _, task = _open_run(str(run_dir))
+    metrics = {f"test/{k}": v for k, v in _evaluate(members, with_val=False)["test"].items()}
+    print_summary(metrics, members[0].model, task)
+    return metrics
+
+
+def predict(run_dir: Path, input_path: str, output_path: str, which: str = "best",
+            options: list[str] | None = None, **kwargs: Any) -> dict[str, int]:
+    """Score a table of rows with every member and average them row by row; a row any member
+    cannot use is reported with that member's error."""
+    from dltk.base import BaseDataModule
+    from dltk.runner import score_chunks, write_prediction_table
+
+    members = _open_members(members_of(run_dir) or [], which)
+    for m in members:
+        if type(m.datamodule).predict_file is not BaseDataModule.predict_file:
+            raise ConfigError(f"{m.name} predicts whole files (images, slides, videos); a combined run "
+                              "predicts tables of rows only: predict with each member instead")
+    if options:
+        raise ConfigError(f"unknown predict option(s) for a combined run: {' '.join(options)}")
+    if not Path(input_path).is_file():
+        raise ConfigError(f"input file not found: {input_path}")
+    streams = [score_chunks(m.models, m.datamodule.predict_chunks(input_path, data_info=m.model.data_info, **kwargs))
+               for m in members]
+    return write_prediction_table(Path(output_path), members[0].model, _merge(streams), with_std=True)
+
+
+def _merge(streams: list[Iterable[tuple[Any, Any, Any]]]) -> Iterator[tuple[Any, Any, Any]]:
+    """Zip the members' scored chunks: a row is scored when every member scored it."""
+    for parts in zip(*streams, strict=True):
+        records = parts[0][0].copy()
+        errors = [p[0]["error"].fillna("").astype(str).to_numpy() for p in parts]
+        if any(len(e) != len(records) for e in errors):
+            raise RuntimeError("combined members chunked the input differently")
+        oks = [e == "" for e in errors]
+        ok = np.logical_and.reduce(oks)
+        merged = errors[0].copy()
+        for e in errors[1:]:
+            merged = np.where(merged == "", e, merged)
+        records["error"] = merged
+        if not ok.any():
+            yield records, None, None
+            continue
+        # each member's predictions cover its own usable rows: keep those every member could use
+        kept = [p[1][ok[member_ok]] for p, member_ok in zip(parts, oks, strict=True)]
+        stacked = np.stack(kept)
+        yield records, stacked.mean(axis=0), stacked.std(axis=0)
