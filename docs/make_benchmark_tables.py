@@ -32,6 +32,10 @@ def section(report: dict) -> str:
              "| method | value | source |", "|---|---|---|",
              f"| **dltk** | **{_fmt(report['mean'])} ± {_fmt(report['std'])}** ({seeds}) | "
              f"`dltk benchmark {report['benchmark']}` |"]
+    if report.get("pooled"):
+        p = report["pooled"]
+        lines.append(f"| dltk, one ensemble of all {p['n_members']} member runs | {_fmt(p['value'])} | the same "
+                     f"trained models, averaged at once; validation {_fmt(p['validation'])} |")
     validation = report.get("validation") or {}
     for name, member in (report.get("members") or {}).items():
         seeds_m = ", ".join(_fmt(v) for v in member["per_seed"])

@@ -122,6 +122,9 @@ def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, e
             raise ConfigError(f"{run_dir}/metrics.json has no {key!r}; benchmark metric mismatch")
         runs.append({"seed": seed, "run_dir": str(run_dir), "metrics": metrics,
                      "seconds": _run_seconds(run_dir / "run.json")})
+    # seeds that share one test split can also be pooled into one ensemble of every member run
+    same_split = bool(members) and not any(registry()[name][1].seed_split for name in members)
+    pooled = _pooled(members, n_seeds, out, key) if same_split and n_seeds > 1 else None
     per_seed = [float(r["metrics"][key]) for r in runs]
     mean, sd = _mean_sd(per_seed)
     task_names = sorted({k.split("/", 2)[2] for r in runs for k in r["metrics"] if k.startswith(key + "/")})
@@ -164,6 +167,7 @@ def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, e
                            "wall_seconds": m["wall_seconds"], "report": str(out / "members" / name / "report.md")}
                     for name, m in members.items()},
         "validation": _combined_validation(runs, list(members)) if members else {},
+        "pooled": pooled,
         "per_seed_seconds": [r["seconds"] for r in runs],
         "runs": [r["run_dir"] for r in runs],
     }
@@ -192,6 +196,28 @@ def _run_members(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Pa
         run_one(plugin, benches[name][1], n_seeds, member_out, extra)
         reports[name] = json.loads((member_out / "report.json").read_text())
     return reports
+
+
+def _pooled(members: dict[str, dict[str, Any]], n_seeds: int, out: Path, key: str) -> dict[str, Any]:
+    """One ensemble of every member run of every seed (``out/runs/all``), beside the per-seed
+    averages: the "one ensemble run" figure, from the same trained models."""
+    from dltk import combine
+
+    run_dir = out / "runs" / "all"
+    status_file = run_dir / "run.json"
+    if not (status_file.is_file() and json.loads(status_file.read_text()).get("status") == "completed"):
+        if run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        runs = [m["runs"][seed] for m in members.values() for seed in range(n_seeds)]
+        print(f"dltk benchmark: one ensemble of all {len(runs)} member runs -> {run_dir}", flush=True)
+        combine.combine(runs, str(run_dir))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    record = json.loads((run_dir / combine.COMBINE_FILE).read_text())
+    return {"value": float(metrics[key]), "n_members": len(record["members"]), "run": str(run_dir),
+            "validation": (record.get("val") or {}).get(record["primary_metric"]),
+            "seconds": _run_seconds(status_file)}
 
 
 def _combined_validation(runs: list[dict[str, Any]], names: list[str]) -> dict[str, dict[str, float]]:
@@ -261,6 +287,11 @@ def _markdown(r: dict[str, Any], config_text: str) -> str:
     for name, value in r.get("same_run_baselines", {}).items():
         lines.append(f"| {name} | {_fmt(value['mean'])} ± {_fmt(value['std'])} | computed in the same runs, "
                      "on the same test split |")
+    if r.get("pooled"):
+        p = r["pooled"]
+        lines.insert(lines.index("## Overall") + 5,
+                     f"| dltk, one ensemble of all {p['n_members']} member runs | {_fmt(p['value'])} | "
+                     f"`{p['run']}`; validation {_fmt(p['validation'])} |")
     if r.get("members"):
         val = r.get("validation") or {}
         lines += ["", "## Members (averaged with equal weights, seed by seed)", "",
@@ -298,12 +329,15 @@ def _chart(r: dict[str, Any], path: Path) -> None:
     same = {k: v for k, v in r.get("same_run_baselines", {}).items()
             if k.split("/", 1)[-1] == r["metric"].split("/", 1)[-1] or k.endswith(r["metric"])}
     members = r.get("members") or {}
-    names = ["dltk"] + [f"dltk: {m}" for m in members] + list(r["published"]) + list(same)
-    values = ([r["mean"]] + [m["mean"] for m in members.values()] + list(r["published"].values())
-              + [v["mean"] for v in same.values()])
-    errors = ([r["std"]] + [m["std"] for m in members.values()] + [0.0] * len(r["published"])
-              + [v["std"] for v in same.values()])
-    colors = ["C0"] + ["#9ecae1"] * len(members) + ["0.65"] * len(r["published"]) + ["C1"] * len(same)
+    pooled = [r["pooled"]] if r.get("pooled") else []
+    names = (["dltk"] + [f"dltk: all {p['n_members']} runs" for p in pooled] + [f"dltk: {m}" for m in members]
+             + list(r["published"]) + list(same))
+    values = ([r["mean"]] + [p["value"] for p in pooled] + [m["mean"] for m in members.values()]
+              + list(r["published"].values()) + [v["mean"] for v in same.values()])
+    errors = ([r["std"]] + [0.0] * len(pooled) + [m["std"] for m in members.values()]
+              + [0.0] * len(r["published"]) + [v["std"] for v in same.values()])
+    colors = (["C0"] + ["#3182bd"] * len(pooled) + ["#9ecae1"] * len(members) + ["0.65"] * len(r["published"])
+              + ["C1"] * len(same))
     ax0.bar(range(len(names)), values, yerr=errors, color=colors, capsize=4)
     ax0.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     finite = [v for v in values if not math.isnan(v)]

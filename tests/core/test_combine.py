@@ -113,17 +113,23 @@ def test_benchmark_of_combined_members(toy_plugin: PluginEnv, tmp_path: Path) ->
     out = tmp_path / "bench"
     assert main(["benchmark", "toy_combined", "--output", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
-    assert set(report["members"]) == {"toy_bench", "toy_bench_wide"}
+    assert set(report["members"]) == {"toy_bench_narrow", "toy_bench_wide"}
     for name, member in report["members"].items():
         own = json.loads((out / "members" / name / "report.json").read_text())
         assert member["per_seed"] == own["per_seed"] and len(own["per_seed"]) == 2
-    # each seed's run is the average of that seed's member runs (same split per seed)
+    # each seed's run is the average of that seed's member runs
     for seed, run in enumerate(report["runs"]):
         record = json.loads((Path(run) / "combine.json").read_text())
-        assert [Path(m).parent.parent.name for m in record["members"]] == ["toy_bench", "toy_bench_wide"]
+        assert [Path(m).parent.parent.name for m in record["members"]] == ["toy_bench_narrow", "toy_bench_wide"]
         assert all(Path(m).name == f"seed{seed}" for m in record["members"])
         assert report["per_seed"][seed] == json.loads((Path(run) / "metrics.json").read_text())["test/auroc"]
-    assert set(report["validation"]) == {"toy_bench", "toy_bench_wide", "average"}
+    assert set(report["validation"]) == {"toy_bench_narrow", "toy_bench_wide", "average"}
     assert report["wall_seconds"] >= sum(m["wall_seconds"] for m in report["members"].values())
+    # one ensemble of all 2 x 2 member runs, from the same trained models
+    pooled = report["pooled"]
+    assert pooled["n_members"] == 4 and Path(pooled["run"]).name == "all"
+    assert pooled["value"] == json.loads((Path(pooled["run"]) / "metrics.json").read_text())["test/auroc"]
+    assert 0.5 < pooled["validation"] <= 1
     md = (out / "report.md").read_text()
-    assert "## Members" in md and "| **average** |" in md
+    assert "## Members" in md and "| **average** |" in md and "one ensemble of all 4 member runs" in md
+    assert md.index("one ensemble of all 4") < md.index("| Bayes |")  # in the overall table

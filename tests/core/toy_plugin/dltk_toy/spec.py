@@ -26,11 +26,14 @@ plugin = PluginSpec(
                       references=(Reference("Bayes", "made up for the tests", "auroc",
                                             {"mean": 0.95, "alpha": 0.96, "beta": 0.94}),),
                       protocol="synthetic data, seeded split", seeds=2, seed_split=True),
-        BenchmarkSpec("toy_bench_wide", "toy task, a wider network (tests only)", task="toy",
+        # one test split for every seed (no seed_split), so that the seeds can also be pooled
+        BenchmarkSpec("toy_bench_narrow", "toy task, one split for all seeds (tests only)", task="toy",
+                      overrides=("--trainer.max_epochs", "3"), metric="auroc", seeds=2),
+        BenchmarkSpec("toy_bench_wide", "toy task, a wider network, one split (tests only)", task="toy",
                       overrides=("--trainer.max_epochs", "3", "--model.hidden_dim", "64", "--model.dropout", "0.2"),
-                      metric="auroc", seeds=2, seed_split=True),
-        BenchmarkSpec("toy_combined", "toy_bench and toy_bench_wide averaged (tests only)", task="toy",
-                      metric="auroc", seeds=2, combine=("toy_bench", "toy_bench_wide"),
+                      metric="auroc", seeds=2),
+        BenchmarkSpec("toy_combined", "toy_bench_narrow and toy_bench_wide averaged (tests only)", task="toy",
+                      metric="auroc", seeds=2, combine=("toy_bench_narrow", "toy_bench_wide"),
                       references=(Reference("Bayes", "made up for the tests", "auroc", {"mean": 0.95}),)),
     ),
 )
