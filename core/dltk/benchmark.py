@@ -49,6 +49,9 @@ def resolve(name: str) -> list[tuple[PluginSpec, BenchmarkSpec]]:
     if name in benches:
         return [benches[name]]
     family = [benches[k] for k in sorted(benches) if k.startswith(name + "_")]
+    # a member of a combined benchmark of the family runs inside it, not a second time on its own
+    inside = {m for _, b in family for m in b.combine}
+    family = [(p, b) for p, b in family if b.name not in inside]
     if family:
         return family
     choices = ", ".join(sorted(benches)) or "none (no plugin declares benchmarks)"

@@ -133,3 +133,10 @@ def test_benchmark_of_combined_members(toy_plugin: PluginEnv, tmp_path: Path) ->
     md = (out / "report.md").read_text()
     assert "## Members" in md and "| **average** |" in md and "one ensemble of all 4 member runs" in md
     assert md.index("one ensemble of all 4") < md.index("| Bayes |")  # in the overall table
+
+
+def test_a_family_runs_combined_members_only_inside_their_benchmark(toy_plugin: PluginEnv) -> None:
+    from dltk import benchmark
+
+    assert [b.name for _, b in benchmark.resolve("toy")] == ["toy_bench", "toy_combined"]
+    assert [b.name for _, b in benchmark.resolve("toy_bench_wide")] == ["toy_bench_wide"]  # by name: on its own
