@@ -139,6 +139,7 @@ def _make_cli_class() -> type:
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    from dltk.progress import EpochLine, wants_epoch_lines
     from dltk.resilience import AtomicCheckpointIO, FaultInjection, RngState, set_aside_metrics_log
 
     class DltkCLI(LightningCLI):
@@ -185,7 +186,11 @@ def _make_cli_class() -> type:
             extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
             config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
             callbacks = list(config.get("callbacks") or [])
-            config["callbacks"] = callbacks + [self.checkpoint_callback, RngState(), FaultInjection()]
+            callbacks += [self.checkpoint_callback, RngState(), FaultInjection()]
+            if wants_epoch_lines(config.get("enable_progress_bar")):  # a log file: a line per epoch, no bar
+                config["enable_progress_bar"] = False
+                callbacks.append(EpochLine(monitor, mode))
+            config["callbacks"] = callbacks
             plugins = config.get("plugins")
             plugins = list(plugins) if isinstance(plugins, list | tuple) else ([plugins] if plugins else [])
             if not any(isinstance(p, CheckpointIO) for p in plugins):
