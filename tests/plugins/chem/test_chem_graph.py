@@ -300,3 +300,39 @@ def test_cli_train_then_predict(esol_csv: Path, tmp_path: Path) -> None:
     assert main(["predict", "--run", str(run), "--input", str(single),
                  "--output", str(tmp_path / "o.csv")]) == 0
     assert float(pd.read_csv(tmp_path / "o.csv")["logS"][0]) == pytest.approx(float(values[2]), rel=1e-5)
+
+
+def test_fingerprint_network_and_dmpnn_combine(esol_csv: Path, tmp_path: Path) -> None:
+    """`dltk combine` on the real chem datamodules: both drop the same unparsable rows, so their
+    test splits agree; the combined run predicts a mixed file as the average of the two."""
+    from dltk.cli import main
+
+    common = ["--data.path", str(esol_csv), "--data.target_columns", "logS", "--data.n_jobs", "1",
+              "--trainer.max_epochs", "3", "--trainer.enable_model_summary", "false"]
+    with preserved_environ():
+        assert main(["train", "--plugin", "chem", "--task", "csv", "--data.features", "rdkit2d+maccs",
+                     "--model.hidden_dim", "64", *common, "--run-dir", str(tmp_path / "mlp")]) == 0
+        assert main(["train", "--plugin", "chem", "--task", "csv_dmpnn", "--model.hidden_dim", "32",
+                     "--model.ffn_hidden_dim", "32", *common, "--run-dir", str(tmp_path / "dmpnn")]) == 0
+        assert main(["combine", str(tmp_path / "mlp"), str(tmp_path / "dmpnn"), "--output",
+                     str(tmp_path / "avg")]) == 0
+    tables = [pd.read_csv(tmp_path / r / "predictions" / "test.csv") for r in ("mlp", "dmpnn", "avg")]
+    assert list(tables[0]["smiles"]) == list(tables[1]["smiles"]) == list(tables[2]["smiles"])
+    assert np.allclose(tables[2]["pred_logS"], (tables[0]["pred_logS"] + tables[1]["pred_logS"]) / 2, atol=1e-4)
+    metrics = json.loads((tmp_path / "avg" / "metrics.json").read_text())
+    resid = tables[2]["pred_logS"] - tables[2]["true_logS"]
+    assert metrics["test/rmse"] == pytest.approx(float(np.sqrt((resid ** 2).mean())), rel=1e-3)
+
+    inp = tmp_path / "new.csv"
+    pd.DataFrame({"smiles": ["CCO", "not_a_smiles", "c1ccccc1O", "C(C)(C)(C)(C)C"]}).to_csv(inp, index=False)
+    outs = {}
+    for run in ("mlp", "dmpnn", "avg"):
+        assert main(["predict", "--run", str(tmp_path / run), "--input", str(inp), "--output",
+                     str(tmp_path / f"{run}.csv")]) == 0
+        outs[run] = pd.read_csv(tmp_path / f"{run}.csv", keep_default_na=False)
+    avg = outs["avg"]
+    assert (avg["error"] == "").tolist() == [True, False, True, False]
+    ok = avg["error"] == ""
+    values = {k: pd.to_numeric(v["logS"], errors="coerce")[ok] for k, v in outs.items()}
+    assert np.allclose(values["avg"], (values["mlp"] + values["dmpnn"]) / 2, atol=1e-4)
+    assert (pd.to_numeric(avg["logS_std"], errors="coerce")[ok] > 0).all()
