@@ -103,6 +103,13 @@ BENCHMARKS = (
                  "litre'; random 80/10/10 split, a different split per seed. "),
 )
 
+_MOLECULENET_TOX21_TASK_REFERENCES = (
+    Reference("GraphConv", _MOLECULENET + " (random split)", "auroc", {"mean": 0.829}),
+    Reference("Chemprop", _CHEMPROP + " (random split)", "auroc", {"mean": 0.851}))
+_ESOL_TASK_REFERENCES = (
+    Reference("MoleculeNet", _MOLECULENET, "rmse", {"mean": 0.58}),
+    Reference("Chemprop", _CHEMPROP, "rmse", {"mean": 0.555}))
+
 plugin = PluginSpec(
     name="chem",
     summary="QSAR and toxicity from SMILES: Tox21 challenge, MoleculeNet, ESOL, any SMILES CSV (RDKit).",
@@ -115,26 +122,16 @@ plugin = PluginSpec(
                  "configs/tox21_challenge_dmpnn.yaml", TOX21_CHALLENGE_REFERENCES),
         TaskSpec("tox21_moleculenet", "MoleculeNet Tox21 csv, random or scaffold 80/10/10 split",
                  "configs/tox21_moleculenet.yaml",
-                 (Reference("GraphConv", "Wu et al. 2018, MoleculeNet, Chem. Sci. 9:513 (random split)",
-                            "auroc", {"mean": 0.829}),
-                  Reference("Chemprop", "Yang et al. 2019, J. Chem. Inf. Model. 59:3370 (random split)",
-                            "auroc", {"mean": 0.851}))),
+                 _MOLECULENET_TOX21_TASK_REFERENCES),
         TaskSpec("esol", "ESOL aqueous solubility (log mol/L), regression, random 80/10/10 split",
                  "configs/esol.yaml",
-                 (Reference("MoleculeNet", "Wu et al. 2018, Chem. Sci. 9:513", "rmse", {"mean": 0.58}),
-                  Reference("Chemprop", "Yang et al. 2019, J. Chem. Inf. Model. 59:3370", "rmse",
-                            {"mean": 0.555}))),
+                 _ESOL_TASK_REFERENCES),
         TaskSpec("tox21_moleculenet_dmpnn", "MoleculeNet Tox21 (as tox21_moleculenet) with the D-MPNN + RDKit 2D "
                  "descriptors", "configs/tox21_moleculenet_dmpnn.yaml",
-                 (Reference("GraphConv", "Wu et al. 2018, MoleculeNet, Chem. Sci. 9:513 (random split)",
-                            "auroc", {"mean": 0.829}),
-                  Reference("Chemprop", "Yang et al. 2019, J. Chem. Inf. Model. 59:3370 (random split)",
-                            "auroc", {"mean": 0.851}))),
+                 _MOLECULENET_TOX21_TASK_REFERENCES),
         TaskSpec("esol_dmpnn", "ESOL (as esol) with the D-MPNN + RDKit 2D descriptors, regression",
                  "configs/esol_dmpnn.yaml",
-                 (Reference("MoleculeNet", "Wu et al. 2018, Chem. Sci. 9:513", "rmse", {"mean": 0.58}),
-                  Reference("Chemprop", "Yang et al. 2019, J. Chem. Inf. Model. 59:3370", "rmse",
-                            {"mean": 0.555}))),
+                 _ESOL_TASK_REFERENCES),
         TaskSpec("csv", "any SMILES CSV: --data.path FILE --data.smiles_column COL --data.target_columns A,B",
                  "configs/csv.yaml"),
         TaskSpec("csv_dmpnn", "any SMILES CSV with a directed message-passing network (chemprop D-MPNN): "
