@@ -101,8 +101,8 @@ def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, e
     runs: list[dict[str, Any]] = []
     for seed in range(n_seeds):
         run_dir = out / "runs" / f"seed{seed}"
-        status_file = run_dir / "run.json"
-        if status_file.is_file() and json.loads(status_file.read_text()).get("status") == "completed":
+        combined_from = [m["runs"][seed] for m in members.values()] if members else None
+        if _reusable(run_dir, combined_from):
             print(f"dltk benchmark: {bench.name} seed {seed}: reusing completed run {run_dir}")
         else:
             if run_dir.exists():  # an interrupted seed: start it again in a fresh directory
@@ -113,7 +113,7 @@ def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, e
             if members:
                 from dltk import combine
 
-                combine.combine([m["runs"][seed] for m in members.values()], str(run_dir))
+                combine.combine(combined_from or [], str(run_dir))
             else:
                 args = ["--plugin", plugin.name, "--task", bench.task, *bench.overrides, "--seed", str(seed),
                         "--run-dir", str(run_dir)]
@@ -164,7 +164,8 @@ def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, e
         # training + testing time of every seed (a seed reused from an earlier, interrupted
         # invocation counts with the time it took then)
         "wall_seconds": round(max(time.time() - start,
-                                  sum(r["seconds"] for r in runs) + sum(m["wall_seconds"] for m in members.values()),
+                                  sum(r["seconds"] for r in runs) + sum(m["wall_seconds"] for m in members.values())
+                                  + (pooled or {}).get("seconds", 0.0),
                                   _previous_wall(out / "report.json", bench.name, n_seeds)), 1),
         "members": {name: {"mean": m["mean"], "std": m["std"], "per_seed": m["per_seed"],
                            "wall_seconds": m["wall_seconds"], "report": str(out / "members" / name / "report.md")}
@@ -201,6 +202,23 @@ def _run_members(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Pa
     return reports
 
 
+def _reusable(run_dir: Path, combined_from: list[str] | None) -> bool:
+    """A completed run from an earlier invocation; for a combined run, only if it combined exactly
+    ``combined_from`` and was made after each of them finished (a member retrained since, or a
+    different number of seeds, makes it stale)."""
+    status_file = run_dir / "run.json"
+    if not (status_file.is_file() and json.loads(status_file.read_text()).get("status") == "completed"):
+        return False
+    if combined_from is None:
+        return True
+    from dltk.combine import members_of
+
+    if members_of(run_dir) != [Path(r).resolve() for r in combined_from]:
+        return False
+    made = status_file.stat().st_mtime
+    return all((Path(r) / "run.json").stat().st_mtime <= made for r in combined_from)
+
+
 def _pooled(members: dict[str, dict[str, Any]], n_seeds: int, out: Path, key: str) -> dict[str, Any]:
     """One ensemble of every member run of every seed (``out/runs/all``), beside the per-seed
     averages: the "one ensemble run" figure, from the same trained models."""
@@ -208,12 +226,12 @@ def _pooled(members: dict[str, dict[str, Any]], n_seeds: int, out: Path, key: st
 
     run_dir = out / "runs" / "all"
     status_file = run_dir / "run.json"
-    if not (status_file.is_file() and json.loads(status_file.read_text()).get("status") == "completed"):
+    runs = [m["runs"][seed] for m in members.values() for seed in range(n_seeds)]
+    if not _reusable(run_dir, runs):
         if run_dir.exists():
             import shutil
 
             shutil.rmtree(run_dir)
-        runs = [m["runs"][seed] for m in members.values() for seed in range(n_seeds)]
         print(f"dltk benchmark: one ensemble of all {len(runs)} member runs -> {run_dir}", flush=True)
         combine.combine(runs, str(run_dir))
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -21,12 +21,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train a plugin's task; writes a run directory", add_help=False)
     p = sub.add_parser("test", help="re-evaluate a run's best checkpoint on its test split")
     p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--checkpoint", choices=["best", "last"],
+                   help="default: best (a combined run: the checkpoint it was combined with)")
     p = sub.add_parser("predict", help="predict new inputs with a run's model")
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--input", required=True, help="input file (e.g. CSV or .smi of SMILES)")
     p.add_argument("--output", required=True, help="output CSV (or folder, for plugins that write images)")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--checkpoint", choices=["best", "last"],
+                   help="default: best (a combined run: the checkpoint it was combined with)")
     p.epilog = "Plugin-specific options (e.g. --level 1 --tile 224 for a slide) follow the common ones."
     p = sub.add_parser("explain", help="explain a run's predictions (plugin-specific options follow)")
     p.add_argument("--run", required=True, help="run directory")

@@ -34,14 +34,19 @@ from dltk.io import write_json
 COMBINE_FILE = "combine.json"
 
 
-def members_of(run_dir: str | Path) -> list[Path] | None:
-    """The member run directories of a combined run, or None for any other run directory."""
+def read_record(run_dir: str | Path) -> dict[str, Any] | None:
+    """A combined run's ``combine.json``, or None for any other run directory."""
     import json
 
     path = Path(run_dir) / COMBINE_FILE
-    if not path.is_file():
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def members_of(run_dir: str | Path) -> list[Path] | None:
+    """The member run directories of a combined run, or None for any other run directory."""
+    record = read_record(run_dir)
+    if record is None:
         return None
-    record = json.loads(path.read_text())
     members = []
     for rel, absolute in zip(record["members_relative"], record["members"], strict=True):
         candidate = (Path(run_dir) / rel).resolve()
@@ -74,13 +79,16 @@ class _Member:
         return f"{self.run_dir} ({self.plugin.name}/{self.task.name})"
 
 
-def _open_members(runs: Iterable[str | Path], which: str) -> list[_Member]:
+def _open_members(runs: Iterable[str | Path], which: str, combined: Path | None = None) -> list[_Member]:
     from dltk.loading import allowed_packages, build_datamodule
     from dltk.runner import _load_run_models, _open_run, _quiet_lightning
 
     _quiet_lightning()
     members = []
     for run in runs:
+        if combined is not None and not Path(run).is_dir():
+            raise ConfigError(f"{combined}: member run {run} not found (moved or deleted?); combined runs "
+                              "refer to their members' directories")
         run_dir, config, plugin, task = _open_run(str(run))
         if members_of(run_dir) is not None:
             raise ConfigError(f"{run_dir} is itself a combined run: list its members instead")
@@ -138,6 +146,23 @@ def _same_targets(members: list[_Member], outputs: list[tuple[np.ndarray, np.nda
     return True
 
 
+def _same_records(members: list[_Member]) -> None:
+    """The members' test records (ids, SMILES, ...) must agree on every column they share: equal
+    targets alone could hide two orderings of rows with the same labels."""
+    tables = [m.datamodule.test_records().reset_index(drop=True) for m in members]
+    for m, table in zip(members[1:], tables[1:], strict=True):
+        shared = [c for c in tables[0].columns if c in table.columns]
+        if not shared or len(table) != len(tables[0]):
+            continue  # the targets check has already compared the row counts
+        left = tables[0][shared].astype(str).to_numpy()
+        right = table[shared].astype(str).to_numpy()
+        rows = (left != right).any(axis=1).nonzero()[0]
+        if len(rows):
+            raise ConfigError(f"cannot combine {m.name} with {members[0].name}: their test rows differ "
+                              f"({len(rows)} rows, first: row {rows[0]}, {shared[0]} "
+                              f"{right[rows[0], 0]!r} vs {left[rows[0], 0]!r})")
+
+
 def _average(outputs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     stacked = np.stack([p for p, _ in outputs])
     return stacked.mean(axis=0), stacked.std(axis=0)
@@ -146,6 +171,7 @@ def _average(outputs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, 
 def _evaluate(members: list[_Member], with_val: bool) -> dict[str, Any]:
     test_out = [_predictions(m, "test") for m in members]
     _same_targets(members, test_out, "test", strict=True)
+    _same_records(members)
     preds, std = _average(test_out)
     model = members[0].model
     result: dict[str, Any] = {
@@ -168,14 +194,15 @@ def combine(runs: list[str], output: str | None = None, which: str = "best") -> 
 
     start = time.time()
     if output and (Path(output) / rundir.STATUS_FILE).exists():
-        rundir.claim(Path(output))  # the one-line "already holds a run" error, before any work
+        raise ConfigError(f"{output} already holds a run; choose another --output")
     members = _open_members(runs, which)
     first = members[0]
     print(f"dltk combine: testing {len(members)} runs: " + ", ".join(m.name for m in members), flush=True)
     result = _evaluate(members, with_val=True)  # refuses mismatched runs before anything is written
     out = rundir.claim(Path(output)) if output else rundir.claim_default(first.plugin.name, "combined")
     rundir.write_status(out, "running", plugin=first.plugin.name, task=first.task.name, combined=True,
-                        members=[str(m.run_dir) for m in members], started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                        members=[str(m.run_dir) for m in members],
+                        started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start)))  # incl. testing
     try:
         shutil.copyfile(first.run_dir / "config.yaml", out / "config.yaml")
         if (first.run_dir / "environment.json").is_file():
@@ -220,25 +247,30 @@ def _print_members(members: list[_Member], record: dict[str, Any]) -> None:
         print(f"{task:<28} {fmt[0]:>12} {fmt[1]:>12}  {run}")
 
 
-def test(run_dir: Path, which: str = "best") -> dict[str, float]:
-    """Re-evaluate a combined run from its members (nothing is written)."""
+def test(run_dir: Path, which: str | None = None) -> dict[str, float]:
+    """Re-evaluate a combined run from its members (nothing is written); by default with the
+    checkpoint it was combined with."""
     from dltk.runner import _open_run, print_summary
 
-    members = _open_members(members_of(run_dir) or [], which)
+    members = _open_members(members_of(run_dir) or [], which or _recorded_checkpoint(run_dir), run_dir)
     _, _, _, task = _open_run(str(run_dir))
     metrics = {f"test/{k}": v for k, v in _evaluate(members, with_val=False)["test"].items()}
     print_summary(metrics, members[0].model, task)
     return metrics
 
 
-def predict(run_dir: Path, input_path: str, output_path: str, which: str = "best",
+def _recorded_checkpoint(run_dir: Path) -> str:
+    return str((read_record(run_dir) or {}).get("checkpoint", "best"))
+
+
+def predict(run_dir: Path, input_path: str, output_path: str, which: str | None = None,
             options: list[str] | None = None, **kwargs: Any) -> dict[str, int]:
     """Score a table of rows with every member and average them row by row; a row any member
     cannot use is reported with that member's error."""
     from dltk.base import BaseDataModule
     from dltk.runner import score_chunks, write_prediction_table
 
-    members = _open_members(members_of(run_dir) or [], which)
+    members = _open_members(members_of(run_dir) or [], which or _recorded_checkpoint(run_dir), run_dir)
     for m in members:
         if type(m.datamodule).predict_file is not BaseDataModule.predict_file:
             raise ConfigError(f"{m.name} predicts whole files (images, slides, videos); a combined run "
@@ -249,26 +281,38 @@ def predict(run_dir: Path, input_path: str, output_path: str, which: str = "best
         raise ConfigError(f"input file not found: {input_path}")
     streams = [score_chunks(m.models, m.datamodule.predict_chunks(input_path, data_info=m.model.data_info, **kwargs))
                for m in members]
-    return write_prediction_table(Path(output_path), members[0].model, _merge(streams), with_std=True)
+    return write_prediction_table(Path(output_path), members[0].model, _merge(streams, run_dir), with_std=True)
 
 
-def _merge(streams: list[Iterable[tuple[Any, Any, Any]]]) -> Iterator[tuple[Any, Any, Any]]:
+def _merge(streams: list[Iterable[tuple[Any, Any, Any]]], run_dir: Path) -> Iterator[tuple[Any, Any, Any]]:
     """Zip the members' scored chunks: a row is scored when every member scored it."""
-    for parts in zip(*streams, strict=True):
-        records = parts[0][0].copy()
-        errors = [p[0]["error"].fillna("").astype(str).to_numpy() for p in parts]
-        if any(len(e) != len(records) for e in errors):
-            raise RuntimeError("combined members chunked the input differently")
-        oks = [e == "" for e in errors]
-        ok = np.logical_and.reduce(oks)
-        merged = errors[0].copy()
-        for e in errors[1:]:
-            merged = np.where(merged == "", e, merged)
-        records["error"] = merged
-        if not ok.any():
-            yield records, None, None
-            continue
-        # each member's predictions cover its own usable rows: keep those every member could use
-        kept = [p[1][ok[member_ok]] for p, member_ok in zip(parts, oks, strict=True)]
-        stacked = np.stack(kept)
-        yield records, stacked.mean(axis=0), stacked.std(axis=0)
+    mismatch = ConfigError(f"{run_dir}: its members read the input in different chunks (different "
+                           "predict_chunks sizes); predict with each member instead")
+    try:
+        for parts in zip(*streams, strict=True):
+            yield _merge_chunk(parts, mismatch)
+    except ValueError as exc:  # zip(strict=True): one member yielded more chunks than another
+        if "zip()" in str(exc):
+            raise mismatch from exc
+        raise
+
+
+def _merge_chunk(parts: tuple[tuple[Any, Any, Any], ...], mismatch: ConfigError) -> tuple[Any, Any, Any]:
+    """One chunk of every member: the first member's records, the first error of any member per row,
+    and the average over the rows every member could use."""
+    records = parts[0][0].copy()
+    errors = [p[0]["error"].fillna("").astype(str).to_numpy() for p in parts]
+    if any(len(e) != len(records) for e in errors):
+        raise mismatch
+    oks = [e == "" for e in errors]
+    ok = np.logical_and.reduce(oks)
+    merged = errors[0].copy()
+    for e in errors[1:]:
+        merged = np.where(merged == "", e, merged)
+    records["error"] = merged
+    if not ok.any():
+        return records, None, None
+    # each member's predictions cover its own usable rows: keep those every member could use
+    kept = [p[1][ok[member_ok]] for p, member_ok in zip(parts, oks, strict=True)]
+    stacked = np.stack(kept)
+    return records, stacked.mean(axis=0), stacked.std(axis=0)

@@ -589,7 +589,7 @@ def _load_run_models(run_dir: Path, config: dict[str, Any], plugin: PluginSpec, 
     return [_load_run_model(run_dir, config, plugin, which)]
 
 
-def test(run: str, which: str = "best") -> dict[str, float]:
+def test(run: str, which: str | None = None) -> dict[str, float]:
     """Re-evaluate a finished run's checkpoint on its test split (nothing in the run is changed)."""
     from dltk.loading import allowed_packages, build_datamodule
 
@@ -597,12 +597,13 @@ def test(run: str, which: str = "best") -> dict[str, float]:
     _quiet_lightning()
     if combine.members_of(run_dir) is not None:
         return combine.test(run_dir, which)
+    which = which or "best"
     models = _load_run_models(run_dir, config, plugin, which)
     datamodule = build_datamodule(config, allowed_packages(plugin.package))
     return evaluate(run_dir, plugin, task, datamodule, models, write=False)
 
 
-def predict(run: str, input_path: str, output_path: str, which: str = "best",
+def predict(run: str, input_path: str, output_path: str, which: str | None = None,
             options: list[str] | None = None, **kwargs: Any) -> dict[str, int]:
     """Predict every row of ``input_path`` with the run's model; stream results into ``output_path``.
 
@@ -616,6 +617,7 @@ def predict(run: str, input_path: str, output_path: str, which: str = "best",
         raise ConfigError(f"input file not found: {input_path}")
     if combine.members_of(run_dir) is not None:
         return combine.predict(run_dir, input_path, output_path, which, options, **kwargs)
+    which = which or "best"
     models = _load_run_models(run_dir, config, plugin, which)
     model = models[0]
     datamodule = build_datamodule(config, allowed_packages(plugin.package))

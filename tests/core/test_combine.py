@@ -109,7 +109,7 @@ def test_one_model_commands_refuse_a_combined_run(combined: Path, capsys: pytest
     assert "is itself a combined run" in capsys.readouterr().err
 
 
-def test_benchmark_of_combined_members(toy_plugin: PluginEnv, tmp_path: Path) -> None:
+def test_benchmark_of_combined_members(toy_plugin: PluginEnv, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "bench"
     assert main(["benchmark", "toy_combined", "--output", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
@@ -134,9 +134,57 @@ def test_benchmark_of_combined_members(toy_plugin: PluginEnv, tmp_path: Path) ->
     assert "## Members" in md and "| **average** |" in md and "one ensemble of all 4 member runs" in md
     assert md.index("one ensemble of all 4") < md.index("| Bayes |")  # in the overall table
 
+    # a third seed: the completed seeds are reused, the pooled ensemble is remade from all 6 runs
+    capsys.readouterr()
+    assert main(["benchmark", "toy_combined", "--seeds", "3", "--output", str(out)]) == 0
+    assert capsys.readouterr().out.count("reusing completed run") == 2 * 2 + 2  # members' seeds + averages
+    again = json.loads((out / "report.json").read_text())
+    assert again["per_seed"][:2] == report["per_seed"] and len(again["per_seed"]) == 3
+    assert again["pooled"]["n_members"] == 6
+
 
 def test_a_family_runs_combined_members_only_inside_their_benchmark(toy_plugin: PluginEnv) -> None:
     from dltk import benchmark
 
     assert [b.name for _, b in benchmark.resolve("toy")] == ["toy_bench", "toy_combined"]
     assert [b.name for _, b in benchmark.resolve("toy_bench_wide")] == ["toy_bench_wide"]  # by name: on its own
+
+
+def test_a_combined_run_keeps_its_checkpoint_and_names_missing_members(
+        member_runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    copies = []
+    for run in member_runs[:2]:
+        copy = tmp_path / run.name
+        shutil.copytree(run, copy)
+        (copy / "checkpoints" / "best.ckpt").unlink()  # only last.ckpt is left
+        copies.append(copy)
+    out = tmp_path / "last"
+    assert main(["combine", *map(str, copies), "--checkpoint", "last", "--output", str(out)]) == 0
+    assert json.loads((out / "combine.json").read_text())["checkpoint"] == "last"
+    capsys.readouterr()
+    assert main(["test", "--run", str(out)]) == 0  # with the recorded checkpoint, not "best"
+    assert f"{json.loads((out / 'metrics.json').read_text())['test/auroc']:.3f}" in capsys.readouterr().out
+    shutil.move(str(copies[1]), str(tmp_path / "moved"))
+    assert main(["test", "--run", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(out) in err and "not found (moved or deleted?)" in err
+    assert main(["combine", str(member_runs[0]), str(member_runs[1]), "--output", str(out)]) == 2
+    assert "already holds a run; choose another --output" in capsys.readouterr().err
+
+
+def test_rows_must_agree_beyond_the_targets() -> None:
+    """Equal targets in another row order are refused by the records check."""
+    from types import SimpleNamespace
+
+    from dltk.combine import _same_records
+    from dltk.errors import ConfigError
+
+    def member(ids: list[str]) -> SimpleNamespace:
+        table = pd.DataFrame({"id": ids, "smiles": [f"C{i}" for i in ids]})
+        return SimpleNamespace(name=f"run-{''.join(ids)}", datamodule=SimpleNamespace(test_records=lambda: table))
+
+    _same_records([member(["1", "2", "3"]), member(["1", "2", "3"])])
+    with pytest.raises(ConfigError, match="their test rows differ .*first: row 1, id '3' vs '2'"):
+        _same_records([member(["1", "2", "3"]), member(["1", "3", "2"])])
