@@ -72,9 +72,10 @@ def build_model(config: dict[str, Any], ckpt: dict[str, Any], allowed: tuple[str
     if isinstance(written_by, str) and written_by != model_cfg["class_path"]:
         raise ConfigError(f"the checkpoint was written by model {written_by}, not by the run's model "
                           f"{model_cfg['class_path']} (a checkpoint from another run or plugin?)")
+    hparams = {k: v for k, v in hparams.items() if not k.startswith("_")}  # LightningCLI's _class_path, ...
     params = inspect.signature(cls.__init__).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        hparams = {k: v for k, v in hparams.items() if k in params}  # drops e.g. LightningCLI's _class_path
+        hparams = {k: v for k, v in hparams.items() if k in params}
     if not hparams.get("data_info"):
         raise ConfigError("checkpoint has no data_info: it was not written by dltk train")
     try:

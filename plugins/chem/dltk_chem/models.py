@@ -24,15 +24,10 @@ class FingerprintMLP(BaseTask):
         **kwargs: optimiser settings, see :class:`dltk.base.BaseTask`.
     """
 
-    def __init__(self, hidden_dim: int = 2048, num_layers: int = 2, dropout: float = 0.5,
-                 input_dropout: float = 0.2, activation: Literal["relu", "selu"] = "relu",
-                 batch_norm: bool = True, lr: float = 1e-3, weight_decay: float = 1e-5,
-                 optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
-                 scheduler: Literal["none", "cosine", "plateau"] = "none",
-                 class_weight: Literal["none", "balanced"] = "none",
-                 data_info: dict | None = None) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
-                         class_weight=class_weight, data_info=data_info)
+    def __init__(self, hidden_dim: int = 2048, num_layers: int = 2, dropout: float = 0.5, input_dropout: float = 0.2,
+                 activation: Literal["relu", "selu"] = "relu", batch_norm: bool = True, weight_decay: float = 1e-5,
+                 **kwargs: Any) -> None:
+        super().__init__(weight_decay=weight_decay, **kwargs)
 
     def configure_models(self) -> None:
         hp = self.hparams

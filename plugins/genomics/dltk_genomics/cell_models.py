@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,13 +43,8 @@ class DeepCpG(BaseTask):
 
     def __init__(self, cpg_hidden: int = 256, gru_hidden: int = 256, neighbour_rnn: bool = False,
                  dna_filters: int = 128, dna_kernel: int = 11, dna_hidden: int = 128, joint_hidden: int = 512,
-                 dropout: float = 0.2, lr: float = 1e-3, weight_decay: float = 1e-5,
-                 optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
-                 scheduler: Literal["none", "cosine", "plateau"] = "none",
-                 class_weight: Literal["none", "balanced"] = "none",
-                 data_info: dict | None = None) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
-                         class_weight=class_weight, data_info=data_info)
+                 dropout: float = 0.2, weight_decay: float = 1e-5, **kwargs: Any) -> None:
+        super().__init__(weight_decay=weight_decay, **kwargs)
 
     def configure_models(self) -> None:
         hp = self.hparams
@@ -139,15 +134,9 @@ class ExpressionMLP(BaseTask):
         **kwargs: optimiser settings, see :class:`dltk.base.BaseTask`.
     """
 
-    def __init__(self, hidden_dim: int = 256, num_layers: int = 2, dropout: float = 0.3,
-                 input_dropout: float = 0.0, input_noise: float = 0.0, batch_norm: bool = True,
-                 lr: float = 1e-3, weight_decay: float = 1e-4,
-                 optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
-                 scheduler: Literal["none", "cosine", "plateau"] = "none",
-                 class_weight: Literal["none", "balanced"] = "none",
-                 data_info: dict | None = None) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
-                         class_weight=class_weight, data_info=data_info)
+    def __init__(self, hidden_dim: int = 256, num_layers: int = 2, dropout: float = 0.3, input_dropout: float = 0.0,
+                 input_noise: float = 0.0, batch_norm: bool = True, weight_decay: float = 1e-4, **kwargs: Any) -> None:
+        super().__init__(weight_decay=weight_decay, **kwargs)
 
     def configure_models(self) -> None:
         hp = self.hparams

@@ -102,13 +102,8 @@ class DeepBindCNN(SequenceModel):
 
     def __init__(self, num_filters: int = 128, filter_size: int = 24, pooling: Literal["max", "maxavg"] = "max",
                  pool_bins: int = 1, hidden_dim: int = 32, dropout: float = 0.5, reverse_complement: RC = "both",
-                 lr: float = 1e-3, weight_decay: float = 1e-4,
-                 optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
-                 scheduler: Literal["none", "cosine", "plateau"] = "none",
-                 class_weight: Literal["none", "balanced"] = "none",
-                 data_info: dict | None = None) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
-                         class_weight=class_weight, data_info=data_info)
+                 weight_decay: float = 1e-4, **kwargs: Any) -> None:
+        super().__init__(weight_decay=weight_decay, **kwargs)
 
     def build(self) -> None:
         hp = self.hparams
@@ -162,13 +157,8 @@ class DanQ(SequenceModel):
 
     def __init__(self, num_filters: int = 128, filter_size: int = 26, pool_size: int = 13, lstm_dim: int = 64,
                  hidden_dim: int = 128, dropout_conv: float = 0.2, dropout: float = 0.5,
-                 reverse_complement: RC = "both", lr: float = 1e-3, weight_decay: float = 1e-4,
-                 optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
-                 scheduler: Literal["none", "cosine", "plateau"] = "none",
-                 class_weight: Literal["none", "balanced"] = "none",
-                 data_info: dict | None = None) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
-                         class_weight=class_weight, data_info=data_info)
+                 reverse_complement: RC = "both", weight_decay: float = 1e-4, **kwargs: Any) -> None:
+        super().__init__(weight_decay=weight_decay, **kwargs)
 
     def build(self) -> None:
         hp = self.hparams

@@ -46,15 +46,11 @@ class ImageClassifier(BaseTask):
     """
 
     def __init__(self, backbone: str = "resnet18", stem: Literal["default", "no_maxpool"] = "default",
-                 input_size: int = 0, drop_rate: float = 0.0, weights: str | None = None,
-                 augment: bool = True, jitter_gain: float = 0.1, jitter_offset: float = 0.05,
-                 lr: float = 1e-3, weight_decay: float = 0.05,
-                 optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
+                 input_size: int = 0, drop_rate: float = 0.0, weights: str | None = None, augment: bool = True,
+                 jitter_gain: float = 0.1, jitter_offset: float = 0.05, weight_decay: float = 0.05,
                  scheduler: Literal["none", "cosine", "plateau"] = "cosine",
-                 class_weight: Literal["none", "balanced"] = "balanced",
-                 data_info: dict | None = None) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
-                         class_weight=class_weight, data_info=data_info)
+                 class_weight: Literal["none", "balanced"] = "balanced", **kwargs: Any) -> None:
+        super().__init__(weight_decay=weight_decay, scheduler=scheduler, class_weight=class_weight, **kwargs)
 
     # -- construction -----------------------------------------------------------------------
     def configure_models(self) -> None:

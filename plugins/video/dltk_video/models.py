@@ -47,13 +47,9 @@ class PoseSequenceClassifier(BaseTask):
     """
 
     def __init__(self, arch: Literal["gru", "lstm", "tcn"] = "gru", hidden_dim: int = 64, num_layers: int = 2,
-                 dropout: float = 0.3, input_dropout: float = 0.1, kernel_size: int = 3,
-                 feature_noise: float = 0.0, lr: float = 1e-3,
-                 weight_decay: float = 1e-4, optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
-                 scheduler: Literal["none", "cosine", "plateau"] = "none",
-                 class_weight: Literal["none", "balanced"] = "none", data_info: dict | None = None) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
-                         class_weight=class_weight, data_info=data_info)
+                 dropout: float = 0.3, input_dropout: float = 0.1, kernel_size: int = 3, feature_noise: float = 0.0,
+                 weight_decay: float = 1e-4, **kwargs: Any) -> None:
+        super().__init__(weight_decay=weight_decay, **kwargs)
 
     def configure_models(self) -> None:
         hp = self.hparams

@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,12 +117,8 @@ class KeypointHeatmapNet(BaseTask):
     """
 
     def __init__(self, backbone: str = "resnet18", pretrained: bool = False, head_channels: int = 64,
-                 sigma: float = 1.5, lr: float = 1e-3, weight_decay: float = 1e-4,
-                 optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
-                 scheduler: Literal["none", "cosine", "plateau"] = "none",
-                 class_weight: Literal["none", "balanced"] = "none", data_info: dict | None = None) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
-                         class_weight=class_weight, data_info=data_info)
+                 sigma: float = 1.5, weight_decay: float = 1e-4, **kwargs: Any) -> None:
+        super().__init__(weight_decay=weight_decay, **kwargs)
 
     def configure_models(self) -> None:
         import timm

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,13 +19,8 @@ class ToyMLP(BaseTask):
         **kwargs: optimiser settings, see :class:`dltk.base.BaseTask`.
     """
 
-    def __init__(self, hidden_dim: int = 32, dropout: float = 0.0, lr: float = 0.01, weight_decay: float = 0.0,
-                 optimizer: Literal["adamw", "adam", "sgd"] = "adamw",
-                 scheduler: Literal["none", "cosine", "plateau"] = "none",
-                 class_weight: Literal["none", "balanced"] = "none",
-                 data_info: dict | None = None) -> None:
-        super().__init__(lr=lr, weight_decay=weight_decay, optimizer=optimizer, scheduler=scheduler,
-                         class_weight=class_weight, data_info=data_info)
+    def __init__(self, hidden_dim: int = 32, dropout: float = 0.0, lr: float = 0.01, **kwargs: Any) -> None:
+        super().__init__(lr=lr, **kwargs)
 
     def configure_models(self) -> None:
         width = int(self.data_info["in_features"])
