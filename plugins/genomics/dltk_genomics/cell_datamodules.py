@@ -369,6 +369,25 @@ class _AnnDataModule(BaseDataModule):
                   "filled with the training mean", flush=True)
         return adata, (X - mean) / std, missing
 
+    def predict_file(self, input_path: str, output_path: str, models: list[Any],
+                     options: list[str]) -> dict[str, int] | None:
+        """``dltk predict --input cells.h5ad``: every cell of an AnnData file (genes matched by name):
+        its cell type, or its target genes from its landmarks."""
+        import torch
+        from dltk.inference import ensemble_inference
+
+        if options:
+            raise ConfigError(f"unknown predict option(s): {' '.join(options)}")
+        info = models[0].data_info
+        adata, Z, _ = self._adata_inputs(input_path, info)
+        shape = (len(Z),) if info["task_type"] == "multiclass" else (len(Z), len(info["task_names"]))
+        y = np.full(shape, np.nan, dtype=np.float32)
+        loader = DataLoader(TensorDictDataset(**{INPUT: torch.from_numpy(Z), TARGET: y}),
+                            batch_size=self.batch_size, shuffle=False)
+        preds, std, _ = ensemble_inference(models, loader)
+        self._write_predictions(output_path, adata, models[0].output_columns(preds, std))
+        return {"cells": len(Z), "predicted": len(Z), "errors": 0}
+
     def _write_predictions(self, output_path: str, adata: Any, columns: dict[str, np.ndarray]) -> None:
         from dltk.io import atomic_path
 
@@ -446,23 +465,6 @@ class ExpressionDataModule(_AnnDataModule):
                  len(y), len(genes), self.use, len(classes), len(train), len(val), len(test), self.split_seed)
         print("expression: logistic-regression baseline on the same split, test "
               + ", ".join(f"{k} {v:.3f}" for k, v in self.baseline.items()), flush=True)
-
-    def predict_file(self, input_path: str, output_path: str, models: list[Any],
-                     options: list[str]) -> dict[str, int] | None:
-        """``dltk predict --input cells.h5ad``: cell types of every cell (genes matched by name)."""
-        import torch
-        from dltk.inference import ensemble_inference
-
-        if options:
-            raise ConfigError(f"unknown predict option(s): {' '.join(options)}")
-        info = models[0].data_info
-        adata, Z, _ = self._adata_inputs(input_path, info)
-        y = np.full(len(Z), np.nan, dtype=np.float32)
-        loader = DataLoader(TensorDictDataset(**{INPUT: torch.from_numpy(Z), TARGET: y}),
-                            batch_size=self.batch_size, shuffle=False)
-        preds, std, _ = ensemble_inference(models, loader)
-        self._write_predictions(output_path, adata, models[0].output_columns(preds, std))
-        return {"cells": len(Z), "predicted": len(Z), "errors": 0}
 
 
 def logistic_baseline(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
@@ -552,23 +554,6 @@ class ExpressionRegressionDataModule(_AnnDataModule):
         print(f"expression_dgex: {len(land_idx)} landmark -> {len(target_idx)} target genes; linear-regression "
               "baseline on the same split, test " + ", ".join(f"{k} {v:.4f}" for k, v in self.baseline.items()),
               flush=True)
-
-    def predict_file(self, input_path: str, output_path: str, models: list[Any],
-                     options: list[str]) -> dict[str, int] | None:
-        """``dltk predict --input cells.h5ad``: the target genes of every cell from its landmarks."""
-        import torch
-        from dltk.inference import ensemble_inference
-
-        if options:
-            raise ConfigError(f"unknown predict option(s): {' '.join(options)}")
-        info = models[0].data_info
-        adata, Z, _ = self._adata_inputs(input_path, info)
-        y = np.full((len(Z), len(info["task_names"])), np.nan, dtype=np.float32)
-        loader = DataLoader(TensorDictDataset(**{INPUT: torch.from_numpy(Z), TARGET: y}),
-                            batch_size=self.batch_size, shuffle=False)
-        preds, std, _ = ensemble_inference(models, loader)
-        self._write_predictions(output_path, adata, models[0].output_columns(preds, std))
-        return {"cells": len(Z), "predicted": len(Z), "errors": 0}
 
 
 def linear_baseline(X_train: np.ndarray, Y_train: np.ndarray, X_test: np.ndarray,

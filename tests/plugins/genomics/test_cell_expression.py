@@ -198,6 +198,17 @@ def test_dgex_landmark_file_and_run(tmp_path: Path, capsys: pytest.CaptureFixtur
     # D-GEX spirit: the MLP beats ordinary least squares from 153 landmarks (which overfits 455 cells)
     assert metrics["test/rmse"] < metrics["test/baseline_rmse"]
     assert metrics["test/r2"] > metrics["test/baseline_r2"]
+    # dltk predict on an h5ad: every cell gets the run's target genes from its landmarks
+    adata = sc.datasets.pbmc68k_reduced()[:20].copy()
+    cells = anndata.AnnData(X=adata.raw.X, obs=adata.obs[[]], var=pd.DataFrame(index=adata.raw.var_names))
+    cells.write_h5ad(tmp_path / "cells.h5ad")
+    with preserved_environ():
+        assert main(["predict", "--run", str(run), "--input", str(tmp_path / "cells.h5ad"), "--output",
+                     str(tmp_path / "genes.csv")]) == 0
+    table = pd.read_csv(tmp_path / "genes.csv")
+    assert len(table) == 20 and table["cell"].tolist() == list(adata.obs_names)
+    values = table.drop(columns="cell").to_numpy(dtype=float)  # the run's own (default) target genes
+    assert values.shape[0] == 20 and values.shape[1] > 100 and np.isfinite(values).all()
     assert (run / "plots" / "parity_pooled.png").is_file()
     with pytest.raises(DataError, match="empty gene list"):
         empty = tmp_path / "empty.txt"
