@@ -366,6 +366,28 @@ def _parse_predict_options(options: list[str]) -> argparse.Namespace:
     return ns
 
 
+def frame_predictions(X: np.ndarray, info: dict[str, Any], models: list[Any], min_bout: int, path: Path | str,
+                      what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per-frame class probabilities, smoothed labels and the ensemble's spread (None for one model)
+    of a whole recording's features ``X`` (frames x features): standardised with the run's training
+    statistics, cut into the run's overlapping windows, averaged over ``models`` and stitched back so
+    every frame is predicted once."""
+    import torch
+    from dltk.inference import ensemble_inference
+
+    mean, std = np.asarray(info["feature_mean"], np.float32), np.asarray(info["feature_std"], np.float32)
+    if X.shape[1] != len(mean):
+        raise DataError(path, f"{X.shape[1]} {what}, {len(mean)} at training")
+    X = np.clip((X - mean) / std, -10, 10).astype(np.float32)
+    plan = plan_windows(len(X), int(info["window"]), int(info["margin"]))
+    x, y = eval_windows(X, None, plan)
+    loader = torch.utils.data.DataLoader(TensorDictDataset(**{INPUT: x, TARGET: y}), batch_size=64)
+    preds, sd, _ = ensemble_inference(models, loader)
+    probs = stitch(preds, plan)
+    spread = None if sd is None else stitch(sd, plan)
+    return probs, smooth_labels(probs.argmax(axis=1), min_bout).astype(int), spread
+
+
 def predict_pose_file(input_path: str, output_path: str, models: list[Any], options: list[str],
                       min_bout: int = 0) -> dict[str, int]:
     """Label every frame of a pose file (DeepLabCut CSV or SLEAP HDF5) with a trained run.
@@ -373,8 +395,6 @@ def predict_pose_file(input_path: str, output_path: str, models: list[Any], opti
     Writes ``output_path`` (``frame, time_s, behavior, prob_<class>...``) and an ethogram PNG
     beside it; the file's body parts and animals must match the training configuration.
     """
-    import torch
-    from dltk.inference import ensemble_inference
     from dltk.io import atomic_path
 
     from dltk_video.ethogram import ethogram
@@ -409,16 +429,7 @@ def predict_pose_file(input_path: str, output_path: str, models: list[Any], opti
                                 float(info.get("min_likelihood", 0.6)))
     print(report.line(str(path)))
     X, _ = pose_features(track, config)
-    mean, std = np.asarray(info["feature_mean"], np.float32), np.asarray(info["feature_std"], np.float32)
-    if X.shape[1] != len(mean):
-        raise DataError(path, f"{X.shape[1]} features from this file, {len(mean)} at training")
-    X = np.clip((X - mean) / std, -10, 10).astype(np.float32)
-    plan = plan_windows(len(X), int(info["window"]), int(info["margin"]))
-    x, y = eval_windows(X, None, plan)
-    loader = torch.utils.data.DataLoader(TensorDictDataset(**{INPUT: x, TARGET: y}), batch_size=64)
-    preds, sd, _ = ensemble_inference(models, loader)
-    probs = stitch(preds, plan)
-    labels = smooth_labels(probs.argmax(axis=1), min_bout).astype(int)
+    probs, labels, spread = frame_predictions(X, info, models, min_bout, path, "features from this file")
     class_names = list(info["class_names"])
     names = np.asarray(class_names, dtype=object)
     frames = track.frames if len(track.frames) == len(probs) else np.arange(len(probs))
@@ -426,8 +437,8 @@ def predict_pose_file(input_path: str, output_path: str, models: list[Any], opti
                           TARGET_NAME: names[labels]})
     for c, cname in enumerate(class_names):
         table[f"prob_{cname}"] = probs[:, c]
-        if sd is not None:
-            table[f"prob_{cname}_std"] = stitch(sd, plan)[:, c]
+        if spread is not None:
+            table[f"prob_{cname}_std"] = spread[:, c]
     out = Path(output_path)
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")

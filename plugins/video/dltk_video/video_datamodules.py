@@ -23,11 +23,11 @@ from dltk_video.datamodules import (
     Segment,
     _parse_predict_options,
     expand_paths,
+    frame_predictions,
 )
 from dltk_video.datasets import Session
-from dltk_video.features import FeatureConfig, eval_windows, plan_windows, stitch
+from dltk_video.features import FeatureConfig
 from dltk_video.readers import bouts_to_frames, read_annotations
-from dltk_video.scoring import smooth_labels
 from dltk_video.video import VIDEO_SUFFIXES, EncoderConfig, encode_video, video_info
 
 
@@ -151,9 +151,6 @@ class VideoBehaviorDataModule(PoseBehaviorDataModule):
 def predict_video_file(input_path: str, output_path: str, models: list[Any], options: list[str],
                        min_bout: int = 0) -> dict[str, int]:
     """Label every frame of a video with a video_behavior run (CSV + ethogram PNG beside it)."""
-    import torch
-    from dltk.base import INPUT, TARGET, TensorDictDataset
-    from dltk.inference import ensemble_inference
     from dltk.io import atomic_path
 
     from dltk_video.ethogram import ethogram
@@ -169,16 +166,7 @@ def predict_video_file(input_path: str, output_path: str, models: list[Any], opt
         raise DataError(path, "the video states no frame rate; pass --fps")
     X = with_deltas(encode_video(path, EncoderConfig(**info["encoder"]), chunk=int(info.get("chunk", 64))),
                     str(info.get("deltas", "off")), bool(info.get("center", False)))
-    mean, std = np.asarray(info["feature_mean"], np.float32), np.asarray(info["feature_std"], np.float32)
-    if X.shape[1] != len(mean):
-        raise DataError(path, f"{X.shape[1]} features per frame, {len(mean)} at training")
-    X = np.clip((X - mean) / std, -10, 10).astype(np.float32)
-    plan = plan_windows(len(X), int(info["window"]), int(info["margin"]))
-    x, y = eval_windows(X, None, plan)
-    loader = torch.utils.data.DataLoader(TensorDictDataset(**{INPUT: x, TARGET: y}), batch_size=64)
-    preds, _, _ = ensemble_inference(models, loader)
-    probs = stitch(preds, plan)
-    labels = smooth_labels(probs.argmax(axis=1), min_bout).astype(int)
+    probs, labels, _ = frame_predictions(X, info, models, min_bout, path, "features per frame")
     class_names = list(info["class_names"])
     names = np.asarray(class_names, dtype=object)
     table = pd.DataFrame({"frame": np.arange(len(probs)), "time_s": np.arange(len(probs)) / fps,

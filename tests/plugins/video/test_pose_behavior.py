@@ -100,3 +100,24 @@ def test_predict_refuses_bad_inputs(sturman_run: Path, data_root: Path, tmp_path
     assert code == 2
     code, err = run(data_root / datasets.FILES["sturman/12_01/pose"].relpath, "--bogus")
     assert code == 2 and "--bogus" in err
+
+
+def test_predict_pose_file_with_an_ensemble_has_spread_columns(sturman_run: Path, data_root: Path,
+                                                                 tmp_path: Path) -> None:
+    """An ensemble run (members/<k>/) adds prob_<class>_std; two copies of one model: zero spread."""
+    import shutil
+
+    ens = tmp_path / "ens"
+    for k in ("0", "1"):
+        shutil.copytree(sturman_run, ens / "members" / k)
+    shutil.copyfile(sturman_run / "config.yaml", ens / "config.yaml")
+    pose = data_root / datasets.FILES["sturman/12_01/pose"].relpath
+    with preserved_environ():
+        assert main(["predict", "--run", str(ens), "--input", str(pose), "--output", str(tmp_path / "e.csv")]) == 0
+        assert main(["predict", "--run", str(sturman_run), "--input", str(pose), "--output",
+                     str(tmp_path / "one.csv")]) == 0
+    table, one = pd.read_csv(tmp_path / "e.csv"), pd.read_csv(tmp_path / "one.csv")
+    for c in datasets.STURMAN_CLASSES:
+        assert np.allclose(table[f"prob_{c}"], one[f"prob_{c}"], atol=1e-6)
+        assert np.allclose(table[f"prob_{c}_std"], 0.0, atol=1e-6)
+    assert "prob_Supported_std" not in one.columns
