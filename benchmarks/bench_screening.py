@@ -7,7 +7,7 @@
    ``dltk_chem.datasets.FILES["muv"]``, i.e. ``$DLTK_DATA_DIR`` first), written as ``.smi`` files.
 3. Timings, interleaved round-robin over ``--repeats`` (median reported):
 
-   * ``in-process``: :func:`dltk.runner.predict` in this process (imports and a warm-up run done
+   * ``in-process``: the in-process :func:`dltk.verbs.predict` (imports and a warm-up run done
      before timing; includes loading the model from the checkpoint, streaming, featurizing,
      inference and writing the CSV);
    * ``subprocess``: the ``dltk predict`` command, wall time including start-up; its peak memory
@@ -310,8 +310,9 @@ class StageTimer:
 def stage_breakdown(run: Path, path: Path, n: int, work: Path) -> dict[str, Any]:
     import pandas as pd
 
-    import dltk.runner as runner
+    import dltk.inference as inference
     import dltk_chem.datamodules as datamodules
+    from dltk import verbs
     import dltk_chem.datasets as datasets
     from dltk.base import BaseTask
 
@@ -319,7 +320,7 @@ def stage_breakdown(run: Path, path: Path, n: int, work: Path) -> dict[str, Any]
     timer.wrap_generator(datasets, "read_smiles_file", "read input file")
     timer.wrap(datamodules, "featurize", "ECFP featurization (pool per chunk)")
     timer.wrap(datamodules.MoleculeDataModule, "_assemble", "assemble float32 features")
-    timer.wrap(runner, "run_inference", "inference: DataLoader + model")
+    timer.wrap(inference, "run_inference", "inference: DataLoader + model")
     timer.wrap(BaseTask, "predict_step", "  of which model forward")
     timer.wrap(pd.DataFrame, "to_csv", "write CSV")
     rss_per_chunk: list[float] = []
@@ -334,7 +335,7 @@ def stage_breakdown(run: Path, path: Path, n: int, work: Path) -> dict[str, Any]
     try:
         t0, c0 = time.perf_counter(), cpu_seconds()
         with contextlib.redirect_stdout(open(os.devnull, "w")):
-            runner.predict(str(run), str(path), str(work / "pred_stages.csv"))
+            verbs.predict(str(run), str(path), str(work / "pred_stages.csv"))
         total, total_cpu = time.perf_counter() - t0, cpu_seconds() - c0
     finally:
         datamodules.MoleculeDataModule.predict_chunks = original_chunks  # type: ignore[method-assign]
@@ -367,12 +368,10 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 
 def _load(run: Path) -> tuple[Any, Any]:
-    from dltk.loading import allowed_packages, build_datamodule, build_model, checkpoint_path, load_checkpoint
-    from dltk.loading import read_run_config
+    from dltk.run import Run
 
-    config = read_run_config(run)
-    model = build_model(config, load_checkpoint(checkpoint_path(run)), allowed_packages("dltk_chem"))
-    return model, build_datamodule(config, allowed_packages("dltk_chem"))
+    handle = Run.open(run)
+    return handle.model("best"), handle.datamodule()
 
 
 def _ecfp(model: Any) -> Any:
@@ -401,7 +400,7 @@ def experiments(run: Path, smi_10k: Path, repeats: int) -> dict[str, Any]:
     from torch.utils.data import DataLoader
 
     from dltk.base import INPUT, TARGET, TensorDictDataset
-    from dltk.runner import run_inference
+    from dltk.inference import run_inference
     from dltk_chem.datasets import read_smiles_file
     from dltk_chem.featurize import CHUNK_SIZE, featurize
 
@@ -606,12 +605,12 @@ def _median(values: list[float]) -> float:
 
 
 def time_in_process(run: Path, path: Path, out: Path) -> tuple[float, float, dict[str, int]]:
-    """(wall s, CPU s incl. pool workers, counts) of :func:`dltk.runner.predict` in this process."""
-    import dltk.runner as runner
+    """(wall s, CPU s incl. pool workers, counts) of :func:`dltk.verbs.predict` in this process."""
+    from dltk import verbs
 
     t0, c0 = time.perf_counter(), cpu_seconds()
     with contextlib.redirect_stdout(open(os.devnull, "w")):
-        counts = runner.predict(str(run), str(path), str(out))
+        counts = verbs.predict(str(run), str(path), str(out))
     return time.perf_counter() - t0, cpu_seconds() - c0, counts
 
 

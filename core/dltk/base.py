@@ -4,19 +4,22 @@ Batches are ``dict[str, Tensor]``. Core defines two keys, :data:`INPUT` and :dat
 plugins add keys of their own but never rename these. Targets are float tensors of shape
 ``(batch, num_tasks)`` with NaN for a missing label; every loss and metric masks them out.
 
-A datamodule describes its data to the model through :meth:`BaseDataModule.data_info` (task names,
-task type, input sizes, training-set statistics). Core passes that dict to
+A datamodule describes its data to the model through :meth:`BaseDataModule.data_info`, a
+:class:`~dltk.datainfo.DataInfo` (task names, task type, class names, training-set statistics, and
+the plugin's own facts from :meth:`BaseDataModule.extra_info`). Core passes it to
 :meth:`BaseTask.bind`, which stores it in the model's hyper-parameters, so a checkpoint rebuilds its
 model without the data (``dltk predict`` on new molecules needs no training files).
+
+Every optional hook is declared here with its default: a plugin overrides only what it needs.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import numpy as np
@@ -25,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from dltk.datainfo import DataInfo
 from dltk.metrics import PRIMARY, MultitaskMetrics, TaskType
 
 INPUT = "x"
@@ -65,6 +69,11 @@ class BaseDataModule(L.LightningDataModule):
     """How a list of items becomes a batch (None: torch's default stacking). Plugins whose items
     are not fixed-size tensors, e.g. molecular graphs, set their own."""
 
+    predict_options: ClassVar[type | None] = None
+    """A dataclass declaring the plugin-specific options of ``dltk predict`` for this datamodule
+    (see :mod:`dltk.options`); core parses them, lists them under ``dltk predict --run DIR
+    --help`` and passes the instance to :meth:`predict_file`. None: no options."""
+
     def __init__(self, batch_size: int = 128, num_workers: int = 0, split_seed: int = 0) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -101,12 +110,19 @@ class BaseDataModule(L.LightningDataModule):
         return []
 
     def predict_file(self, input_path: str, output_path: str, models: list[Any],
-                     options: list[str]) -> dict[str, int] | None:
+                     options: Any = None) -> dict[str, int] | None:
         """Escape hatch for ``dltk predict`` when the input is not a table of rows (an image folder,
         a slide, a video): predict with ``models`` (averaged), write ``output_path`` atomically and
-        return counts such as ``{"rows": ..., "predicted": ..., "errors": ...}``. ``options`` are
-        the plugin-specific command-line options. Return None (the default) to use
-        :meth:`predict_chunks` instead."""
+        return counts such as ``{"rows": ..., "predicted": ..., "errors": ...}``. ``options`` is
+        the parsed instance of :attr:`predict_options` (None when it declares none). Return None
+        (the default) to use :meth:`predict_chunks` instead."""
+        return None
+
+    @classmethod
+    def contract_overrides(cls, tmp_dir: Path) -> list[str] | None:
+        """Extra ``dltk train`` arguments that make a preset of this datamodule small enough for
+        the plugin contract's few-batch CPU run (e.g. a generated input file written into
+        ``tmp_dir``, fewer features). None (the default): run the preset as it is."""
         return None
 
     # -- shared behaviour -------------------------------------------------------------------
@@ -115,12 +131,12 @@ class BaseDataModule(L.LightningDataModule):
             self.load()
             self._loaded = True
 
-    def data_info(self) -> dict[str, Any]:
+    def data_info(self) -> DataInfo:
         """What the model needs to know about the data; stored in the checkpoint."""
         self.setup()
         info: dict[str, Any] = {"task_names": list(self.task_names), "task_type": self.task_type}
         info.update(self.extra_info())
-        return info
+        return DataInfo.from_dict(info)
 
     def test_records(self) -> pd.DataFrame:
         """Identifying columns of the test split (e.g. id, smiles), in test-loader order."""
@@ -208,7 +224,7 @@ class BaseTask(L.LightningModule):
                  data_info: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.data_info: dict[str, Any] = {}
+        self.data_info = DataInfo(task_names=[])
         if data_info is not None:
             self.bind(data_info)
 
@@ -299,14 +315,14 @@ class BaseTask(L.LightningModule):
         return None
 
     # -- binding to the data ----------------------------------------------------------------
-    def bind(self, data_info: dict[str, Any]) -> None:
-        """Attach the datamodule's description, then build the network, loss and metrics."""
-        self.data_info = dict(data_info)
-        self.hparams["data_info"] = self.data_info
-        self.task_names: list[str] = list(self.data_info["task_names"])
-        self.task_type: TaskType = self.data_info["task_type"]
-        self.class_names: list[str] | None = (list(self.data_info["class_names"])
-                                              if self.data_info.get("class_names") else None)
+    def bind(self, data_info: Mapping[str, Any]) -> None:
+        """Attach the datamodule's description (a :class:`~dltk.datainfo.DataInfo` or the plain
+        dict a checkpoint holds), then build the network, loss and metrics."""
+        self.data_info = DataInfo.from_dict(data_info)
+        self.hparams["data_info"] = self.data_info.to_dict()
+        self.task_names: list[str] = list(self.data_info.task_names)
+        self.task_type: TaskType = self.data_info.task_type
+        self.class_names: list[str] | None = list(self.data_info.class_names) if self.data_info.class_names else None
         if self.task_type == "multiclass" and not self.class_names:
             raise ValueError("a multiclass datamodule must give 'class_names' in extra_info()")
         self.configure_models()
@@ -327,13 +343,7 @@ class BaseTask(L.LightningModule):
         """(metric name, mode) that selects checkpoints and heads summaries: the datamodule's
         ``extra_info()["primary_metric"]`` when given (e.g. ``["f1/Supported", "max"]``), otherwise
         ``auroc`` / ``rmse`` / ``macro_f1`` by task type."""
-        given = self.data_info.get("primary_metric")
-        if given:
-            name, mode = given
-            if mode not in ("max", "min"):
-                raise ValueError(f"primary_metric mode must be 'max' or 'min', got {mode!r}")
-            return str(name), str(mode)
-        return PRIMARY[self.task_type]
+        return self.data_info.primary_metric or PRIMARY[self.task_type]
 
     @property
     def monitor(self) -> tuple[str, str]:

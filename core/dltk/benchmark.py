@@ -90,70 +90,64 @@ def run(name: str, seeds: int | None = None, output: str | None = None,
     return reports
 
 
-def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, extra: list[str]) -> Path:
-    from dltk import runner
+def _run_seed(plugin: PluginSpec, bench: BenchmarkSpec, seed: int, n_seeds: int, out: Path, extra: list[str],
+              combined_from: list[str] | None) -> dict[str, Any]:
+    """Train (or combine) one seed into ``out/runs/seed<k>``, unless a completed run is there."""
+    from dltk.run import Run
 
-    if n_seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
-    start = time.time()
-    key = f"test/{bench.metric}"
-    members = _run_members(plugin, bench, n_seeds, out, extra)
-    runs: list[dict[str, Any]] = []
-    for seed in range(n_seeds):
-        run_dir = out / "runs" / f"seed{seed}"
-        combined_from = [m["runs"][seed] for m in members.values()] if members else None
-        if _reusable(run_dir, combined_from):
-            print(f"dltk benchmark: {bench.name} seed {seed}: reusing completed run {run_dir}")
+    run_dir = out / "runs" / f"seed{seed}"
+    if _reusable(run_dir, combined_from):
+        print(f"dltk benchmark: {bench.name} seed {seed}: reusing completed run {run_dir}")
+    else:
+        if run_dir.exists():  # an interrupted seed: start it again in a fresh directory
+            import shutil
+
+            shutil.rmtree(run_dir)
+        print(f"dltk benchmark: {bench.name} seed {seed + 1}/{n_seeds} -> {run_dir}", flush=True)
+        if combined_from is not None:
+            from dltk import combine
+
+            combine.combine(combined_from, str(run_dir))
         else:
-            if run_dir.exists():  # an interrupted seed: start it again in a fresh directory
-                import shutil
+            from dltk.train import train
 
-                shutil.rmtree(run_dir)
-            print(f"dltk benchmark: {bench.name} seed {seed + 1}/{n_seeds} -> {run_dir}", flush=True)
-            if members:
-                from dltk import combine
+            args = ["--plugin", plugin.name, "--task", bench.task, *bench.overrides, "--seed", str(seed),
+                    "--run-dir", str(run_dir)]
+            if bench.seed_split:
+                args += ["--data.split_seed", str(seed)]
+            train(args + list(extra))
+    metrics = Run.open(run_dir).metrics
+    if f"test/{bench.metric}" not in metrics:
+        raise ConfigError(f"{run_dir}/metrics.json has no 'test/{bench.metric}'; benchmark metric mismatch")
+    return {"seed": seed, "run_dir": str(run_dir), "metrics": metrics, "seconds": _run_seconds(run_dir / "run.json")}
 
-                combine.combine(combined_from or [], str(run_dir))
-            else:
-                args = ["--plugin", plugin.name, "--task", bench.task, *bench.overrides, "--seed", str(seed),
-                        "--run-dir", str(run_dir)]
-                if bench.seed_split:
-                    args += ["--data.split_seed", str(seed)]
-                runner.train(args + list(extra))
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        if key not in metrics:
-            raise ConfigError(f"{run_dir}/metrics.json has no {key!r}; benchmark metric mismatch")
-        runs.append({"seed": seed, "run_dir": str(run_dir), "metrics": metrics,
-                     "seconds": _run_seconds(run_dir / "run.json")})
-    # seeds that share one test split can also be pooled into one ensemble of every member run
-    same_split = bool(members) and not any(registry()[name][1].seed_split for name in members)
-    pooled = _pooled(members, n_seeds, out, key) if same_split and n_seeds > 1 else None
-    per_seed = [float(r["metrics"][key]) for r in runs]
-    mean, sd = _mean_sd(per_seed)
+
+def _spread(runs: list[dict[str, Any]], key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per task (``test/<metric>/<task>``) and per same-run baseline (``test/baseline_*``): mean, sd."""
     task_names = sorted({k.split("/", 2)[2] for r in runs for k in r["metrics"] if k.startswith(key + "/")})
     per_task = {}
     for task in task_names:
         m, s = _mean_sd([float(r["metrics"].get(f"{key}/{task}", math.nan)) for r in runs])
         per_task[task] = {"mean": m, "std": s}
-    # baselines the plugin computes on the same test split in every run (test/baseline_*)
     baseline_keys = sorted({k for r in runs for k in r["metrics"] if k.startswith("test/baseline")
                             and isinstance(r["metrics"][k], int | float)})
     baselines = {}
     for k in baseline_keys:
-        m, s_ = _mean_sd([float(r["metrics"].get(k, math.nan)) for r in runs])
-        baselines[k.removeprefix("test/")] = {"mean": m, "std": s_}
-    config_text = (Path(runs[0]["run_dir"]) / "config.yaml").read_text()
-    report = {
-        "benchmark": bench.name,
-        "plugin": plugin.name,
-        "task": bench.task,
-        "metric": bench.metric,
-        "higher_is_better": bench.higher_is_better,
-        "mean": mean,
-        "std": sd,
-        "n_seeds": n_seeds,
-        "per_seed": per_seed,
-        "per_task": per_task,
+        m, s = _mean_sd([float(r["metrics"].get(k, math.nan)) for r in runs])
+        baselines[k.removeprefix("test/")] = {"mean": m, "std": s}
+    return per_task, baselines
+
+
+def _report(plugin: PluginSpec, bench: BenchmarkSpec, runs: list[dict[str, Any]], members: dict[str, Any],
+            pooled: dict[str, Any] | None, extra: list[str], wall: float) -> dict[str, Any]:
+    key = f"test/{bench.metric}"
+    per_seed = [float(r["metrics"][key]) for r in runs]
+    mean, sd = _mean_sd(per_seed)
+    per_task, baselines = _spread(runs, key)
+    return {
+        "benchmark": bench.name, "plugin": plugin.name, "task": bench.task, "metric": bench.metric,
+        "higher_is_better": bench.higher_is_better, "mean": mean, "std": sd, "n_seeds": len(runs),
+        "per_seed": per_seed, "per_task": per_task,
         "published": {r.name: r.values["mean"] for r in bench.references if "mean" in r.values},
         "published_per_task": {r.name: {k: v for k, v in r.values.items() if k != "mean"}
                                for r in bench.references if len(r.values) > 1},
@@ -163,21 +157,36 @@ def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, e
         "same_run_baselines": baselines,
         # training + testing time of every seed (a seed reused from an earlier, interrupted
         # invocation counts with the time it took then)
-        "wall_seconds": round(max(time.time() - start,
-                                  sum(r["seconds"] for r in runs) + sum(m["wall_seconds"] for m in members.values())
-                                  + (pooled or {}).get("seconds", 0.0),
-                                  _previous_wall(out / "report.json", bench.name, n_seeds)), 1),
+        "wall_seconds": round(wall, 1),
         "members": {name: {"mean": m["mean"], "std": m["std"], "per_seed": m["per_seed"],
-                           "wall_seconds": m["wall_seconds"], "report": str(out / "members" / name / "report.md")}
+                           "wall_seconds": m["wall_seconds"], "report": m["report_md"]}
                     for name, m in members.items()},
         "validation": _combined_validation(runs, list(members)) if members else {},
         "pooled": pooled,
         "per_seed_seconds": [r["seconds"] for r in runs],
         "runs": [r["run_dir"] for r in runs],
     }
+
+
+def run_one(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Path, extra: list[str]) -> Path:
+    """Run ``bench`` over ``n_seeds`` seeds into ``out`` (resumable); write the report there."""
+    if n_seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
+    start = time.time()
+    members = _run_members(plugin, bench, n_seeds, out, extra)
+    runs = [_run_seed(plugin, bench, seed, n_seeds, out, extra,
+                      [m["runs"][seed] for m in members.values()] if members else None) for seed in range(n_seeds)]
+    # seeds that share one test split can also be pooled into one ensemble of every member run
+    same_split = bool(members) and not any(registry()[name][1].seed_split for name in members)
+    pooled = _pooled(members, n_seeds, out, f"test/{bench.metric}") if same_split and n_seeds > 1 else None
+    wall = max(time.time() - start,
+               sum(r["seconds"] for r in runs) + sum(m["wall_seconds"] for m in members.values())
+               + (pooled or {}).get("seconds", 0.0),
+               _previous_wall(out / "report.json", bench.name, n_seeds))
+    report = _report(plugin, bench, runs, members, pooled, extra, wall)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "report.json", report)
-    write_text(out / "report.md", _markdown(report, config_text))
+    write_text(out / "report.md", _markdown(report, (Path(runs[0]["run_dir"]) / "config.yaml").read_text()))
     _chart(report, out / "report.png")
     print(_summary_line(report))
     print(f"dltk benchmark: report written to {out}/report.md, report.json, report.png")
@@ -198,7 +207,8 @@ def _run_members(plugin: PluginSpec, bench: BenchmarkSpec, n_seeds: int, out: Pa
         member_out = out / "members" / name
         print(f"dltk benchmark: {bench.name} member {name} -> {member_out}", flush=True)
         run_one(plugin, benches[name][1], n_seeds, member_out, extra)
-        reports[name] = json.loads((member_out / "report.json").read_text())
+        reports[name] = {**json.loads((member_out / "report.json").read_text()),
+                         "report_md": str(member_out / "report.md")}
     return reports
 
 
@@ -211,9 +221,10 @@ def _reusable(run_dir: Path, combined_from: list[str] | None) -> bool:
         return False
     if combined_from is None:
         return True
-    from dltk.combine import members_of
+    from dltk.run import Run
 
-    if members_of(run_dir) != [Path(r).resolve() for r in combined_from]:
+    handle = Run.open(run_dir)
+    if handle.kind != "combined" or handle.member_dirs != [Path(r).resolve() for r in combined_from]:  # type: ignore[attr-defined]
         return False
     made = status_file.stat().st_mtime
     return all((Path(r) / "run.json").stat().st_mtime <= made for r in combined_from)
@@ -223,6 +234,7 @@ def _pooled(members: dict[str, dict[str, Any]], n_seeds: int, out: Path, key: st
     """One ensemble of every member run of every seed (``out/runs/all``), beside the per-seed
     averages: the "one ensemble run" figure, from the same trained models."""
     from dltk import combine
+    from dltk.run import Run
 
     run_dir = out / "runs" / "all"
     status_file = run_dir / "run.json"
@@ -234,8 +246,8 @@ def _pooled(members: dict[str, dict[str, Any]], n_seeds: int, out: Path, key: st
             shutil.rmtree(run_dir)
         print(f"dltk benchmark: one ensemble of all {len(runs)} member runs -> {run_dir}", flush=True)
         combine.combine(runs, str(run_dir))
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    record = json.loads((run_dir / combine.COMBINE_FILE).read_text())
+    metrics = Run.open(run_dir).metrics
+    record = Run.open(run_dir).record  # type: ignore[attr-defined]
     return {"value": float(metrics[key]), "n_members": len(record["members"]), "run": str(run_dir),
             "validation": (record.get("val") or {}).get(record["primary_metric"]),
             "seconds": _run_seconds(status_file)}
@@ -244,11 +256,11 @@ def _pooled(members: dict[str, dict[str, Any]], n_seeds: int, out: Path, key: st
 def _combined_validation(runs: list[dict[str, Any]], names: list[str]) -> dict[str, dict[str, float]]:
     """Validation primary metric (mean, sd over seeds) of each member and of their average, from
     each seed's ``combine.json``: the evidence, on validation data only, for combining."""
-    from dltk.combine import COMBINE_FILE
+    from dltk.run import Run
 
     columns: dict[str, list[float]] = {name: [] for name in [*names, "average"]}
     for r in runs:
-        record = json.loads((Path(r["run_dir"]) / COMBINE_FILE).read_text())
+        record = Run.open(r["run_dir"]).record  # type: ignore[attr-defined]
         primary = record["primary_metric"]
         if not record.get("val"):
             return {}

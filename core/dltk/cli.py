@@ -7,32 +7,45 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from dltk import __version__
 
 DESCRIPTION = "dltk: deep learning for life-science research (chem, genomics, imaging, video plugins)."
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dltk", description=DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"dltk {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("train", help="train a plugin's task; writes a run directory", add_help=False)
+def _run_verbs(sub: Any) -> None:
+    """test, predict, explain, export: the verbs that open a run (``--run DIR``)."""
     p = sub.add_parser("test", help="re-evaluate a run's best checkpoint on its test split")
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--checkpoint", choices=["best", "last"],
                    help="default: best (a combined run: the checkpoint it was combined with)")
-    p = sub.add_parser("predict", help="predict new inputs with a run's model")
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--input", required=True, help="input file (e.g. CSV or .smi of SMILES)")
-    p.add_argument("--output", required=True, help="output CSV (or folder, for plugins that write images)")
+    p = sub.add_parser("predict", help="predict new inputs with a run's model", add_help=False,
+                       epilog="`dltk predict --run DIR --help` also lists that run's plugin options "
+                              "(e.g. --level 1 --tile 224 for a slide).")
+    p.add_argument("-h", "--help", action="store_true", help="show this help (with --run: the plugin's options)")
+    p.add_argument("--run", help="run directory (required)")
+    p.add_argument("--input", help="input file or folder (e.g. CSV or .smi of SMILES) (required)")
+    p.add_argument("--output", help="output CSV (or folder, for plugins that write images) (required)")
     p.add_argument("--checkpoint", choices=["best", "last"],
                    help="default: best (a combined run: the checkpoint it was combined with)")
-    p.epilog = "Plugin-specific options (e.g. --level 1 --tile 224 for a slide) follow the common ones."
-    p = sub.add_parser("explain", help="explain a run's predictions (plugin-specific options follow)")
+    p = sub.add_parser("explain", help="explain a run's predictions (plugin options follow)", add_help=False,
+                       epilog="`dltk explain --run DIR --help` also lists that run's plugin options.")
+    p.add_argument("-h", "--help", action="store_true", help="show this help (with --run: the plugin's options)")
+    p.add_argument("--run", help="run directory (required)")
+    p.add_argument("--checkpoint", choices=["best", "last"])
+    p = sub.add_parser("export", help="export a run's model to ONNX or TorchScript, with a JSON description",
+                       description="Write a self-contained model file and NAME.json describing inputs (names, "
+                                   "dtypes, shapes with a dynamic batch), outputs, preprocessing (the run's "
+                                   "data_info and data settings) and task/label/class names. The exported "
+                                   "outputs are checked against the Lightning model on a batch of the run's data.")
     p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--output", help="model file (default RUN/export/model.onnx or model.pt)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+
+
+def _benchmark_and_combine(sub: Any) -> None:
     p = sub.add_parser("benchmark", help="reproduce a published benchmark over seeds; report vs published")
     p.add_argument("name", nargs="?", help="benchmark name (or a family prefix, e.g. tox21_moleculenet)")
     p.add_argument("--list", action="store_true", help="list the available benchmarks")
@@ -48,14 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (two or more, same plugin)")
     p.add_argument("--output", help="new run directory (default runs/<plugin>-combined-<timestamp>)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    p = sub.add_parser("plugins", help="list installed plugins, their tasks and health")
+
+
+def _plugin_verbs(sub: Any) -> None:
+    p = sub.add_parser("plugins", help="list installed plugins, their presets and health")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("plugin", help="write a new plugin package, or check a plugin against the contract")
     plugin_sub = p.add_subparsers(dest="plugin_command", metavar="ACTION", required=True)
     q = plugin_sub.add_parser(
         "new", help="scaffold an installable plugin package in a new folder",
         description="Scaffold an installable plugin: pyproject.toml with its entry point, a light spec.py, a "
-                    "datamodule that generates seeded data, a model with example(), a task preset, a README and "
+                    "datamodule that generates seeded data, a model with example(), a preset, a README and "
                     "tests. Then: pip install -e ./NAME && dltk train --plugin NAME")
     q.add_argument("name", help="plugin name, lower_snake_case (package dltk_NAME)")
     q.add_argument("--dir", help="folder to create (default ./NAME)")
@@ -69,15 +85,17 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--no-train", action="store_true", help="presets: --print-config only, no training steps")
     q.add_argument("--only", metavar="PREFIX", help="run only checks whose name starts with PREFIX "
                                                     "(spec, classes, model:NAME, preset:TASK)")
-    p = sub.add_parser("export", help="export a run's model to ONNX or TorchScript, with a JSON description",
-                       description="Write a self-contained model file and NAME.json describing inputs (names, "
-                                   "dtypes, shapes with a dynamic batch), outputs, preprocessing (the run's "
-                                   "data_info and data settings) and task/label/class names. The exported "
-                                   "outputs are checked against the Lightning model on a batch of the run's data.")
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
-    p.add_argument("--output", help="model file (default RUN/export/model.onnx or model.pt)")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dltk", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"dltk {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("train", help="train a plugin's preset; writes a run directory", add_help=False)
+    _run_verbs(sub)
+    _benchmark_and_combine(sub)
+    _plugin_verbs(sub)
     return parser
 
 
@@ -154,21 +172,82 @@ def _log_to_stdout() -> None:
         logger.setLevel(logging.INFO)
 
 
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    return action.choices[name]
+
+
+def _run_verb(parser: argparse.ArgumentParser, command: str, ns: argparse.Namespace, rest: list[str]) -> int:
+    """predict / explain: ``--help`` (with the run's plugin options when ``--run`` is given), the
+    required options, then the verb with the plugin's own options in ``rest``."""
+    from dltk import verbs
+    from dltk.errors import ConfigError
+
+    if ns.help:
+        print(_subparser(parser, command).format_help())
+        if ns.run:
+            print(verbs.options_help(ns.run, command))
+        return 0
+    required = ("run", "input", "output") if command == "predict" else ("run",)
+    missing = [f"--{name}" for name in required if not getattr(ns, name)]
+    if missing:
+        raise ConfigError(f"dltk {command}: missing required option {', '.join(missing)}")
+    if command == "predict":
+        verbs.predict(ns.run, ns.input, ns.output, ns.checkpoint, options=rest)
+    else:
+        verbs.explain(ns.run, rest, ns.checkpoint)
+    return 0
+
+
+def _dispatch(parser: argparse.ArgumentParser, command: str, ns: argparse.Namespace | None, rest: list[str]) -> int:
+    if command == "plugins":
+        return _plugins(ns.json)
+    if command == "plugin":
+        return _plugin_command(ns)
+    if command == "train":
+        from dltk.train import train
+
+        train(rest)
+    elif command == "export":
+        from dltk import export
+
+        export.export_run(ns.run, ns.format, ns.output, ns.checkpoint)
+    elif command == "benchmark":
+        from dltk import benchmark
+
+        if ns.list or not ns.name:
+            benchmark.print_list()
+        else:
+            benchmark.run(ns.name, ns.seeds, ns.output, rest)
+    elif command == "combine":
+        from dltk import combine
+
+        combine.combine(ns.runs, ns.output, ns.checkpoint)
+    elif command == "test":
+        from dltk import verbs
+
+        verbs.test(ns.run, ns.checkpoint)
+    elif command in ("predict", "explain"):
+        return _run_verb(parser, command, ns, rest)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, with a one-line message)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("DLTK_DEBUG"))
     args = [a for a in args if a != "--debug"]
     parser = _parser()
+    ns: argparse.Namespace | None = None
+    rest: list[str] = []
     if args and args[0] == "train":
         command, rest = "train", args[1:]
-        ns = None
     elif args and args[0] in ("explain", "benchmark", "predict"):
         ns, rest = parser.parse_known_args(args)
         command = args[0]
     else:
         ns = parser.parse_args(args)
-        command, rest = ns.command, []
+        command = ns.command
     if command is None:
         parser.print_help()
         return 0
@@ -176,38 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _log_to_stdout()
     try:
-        if command == "plugins":
-            return _plugins(ns.json)
-        if command == "plugin":
-            return _plugin_command(ns)
-        if command == "export":
-            from dltk import export
-
-            export.export_run(ns.run, ns.format, ns.output, ns.checkpoint)
-            return 0
-        if command == "benchmark":
-            from dltk import benchmark
-
-            if ns.list or not ns.name:
-                benchmark.print_list()
-                return 0
-            benchmark.run(ns.name, ns.seeds, ns.output, rest)
-            return 0
-        from dltk import runner
-
-        if command == "train":
-            runner.train(rest)
-        elif command == "combine":
-            from dltk import combine
-
-            combine.combine(ns.runs, ns.output, ns.checkpoint)
-        elif command == "test":
-            runner.test(ns.run, ns.checkpoint)
-        elif command == "predict":
-            runner.predict(ns.run, ns.input, ns.output, ns.checkpoint, options=rest)
-        elif command == "explain":
-            runner.explain(ns.run, rest, ns.checkpoint)
-        return 0
+        return _dispatch(parser, command, ns, rest)
     except DltkUserError as exc:
         if debug:
             raise

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,44 +29,19 @@ import numpy as np
 
 from dltk import rundir
 from dltk.errors import ConfigError
+from dltk.evaluate import print_summary, write_test_outputs
 from dltk.io import write_json
+from dltk.predict import score_chunks, write_prediction_table
+from dltk.run import COMBINE_FILE, CombinedRun, Run
 
-COMBINE_FILE = "combine.json"
-
-
-def read_record(run_dir: str | Path) -> dict[str, Any] | None:
-    """A combined run's ``combine.json``, or None for any other run directory."""
-    import json
-
-    path = Path(run_dir) / COMBINE_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def members_of(run_dir: str | Path) -> list[Path] | None:
-    """The member run directories of a combined run, or None for any other run directory."""
-    record = read_record(run_dir)
-    if record is None:
-        return None
-    members = []
-    for rel, absolute in zip(record["members_relative"], record["members"], strict=True):
-        candidate = (Path(run_dir) / rel).resolve()
-        members.append(candidate if candidate.is_dir() else Path(absolute))
-    return members
-
-
-def refuse_combined(run_dir: str | Path, command: str) -> None:
-    """Raise a one-line error when ``command`` is given a combined run (it needs one model)."""
-    members = members_of(run_dir)
-    if members is not None:
-        raise ConfigError(f"{run_dir} is a combined run of {len(members)} runs; `dltk {command}` works on one "
-                          f"model: use one of its members ({', '.join(str(m) for m in members)})")
+__all__ = ["COMBINE_FILE", "combine", "predict", "test"]
 
 
 @dataclass
 class _Member:
-    run_dir: Path
-    plugin: Any
-    task: Any
+    """A member run with its loaded models and a datamodule of its own."""
+
+    run: Run
     models: list[Any]
     datamodule: Any
 
@@ -76,30 +51,23 @@ class _Member:
 
     @property
     def name(self) -> str:
-        return f"{self.run_dir} ({self.plugin.name}/{self.task.name})"
+        return self.run.name
 
 
-def _open_members(runs: Iterable[str | Path], which: str, combined: Path | None = None) -> list[_Member]:
-    from dltk.loading import allowed_packages, build_datamodule
-    from dltk.runner import _load_run_models, _open_run, _quiet_lightning
+def _open_members(runs: Sequence[Run], which: str | None) -> list[_Member]:
+    from dltk.trainer_cli import quiet_lightning
 
-    _quiet_lightning()
+    quiet_lightning()
     members = []
     for run in runs:
-        if combined is not None and not Path(run).is_dir():
-            raise ConfigError(f"{combined}: member run {run} not found (moved or deleted?); combined runs "
-                              "refer to their members' directories")
-        run_dir, config, plugin, task = _open_run(str(run))
-        if members_of(run_dir) is not None:
-            raise ConfigError(f"{run_dir} is itself a combined run: list its members instead")
-        models = _load_run_models(run_dir, config, plugin, which)
-        members.append(_Member(run_dir, plugin, task, models,
-                               build_datamodule(config, allowed_packages(plugin.package))))
+        if run.kind == "combined":
+            raise ConfigError(f"{run.dir} is itself a combined run: list its members instead")
+        members.append(_Member(run, run.models(which), run.datamodule()))
     if len(members) < 2:
         raise ConfigError(f"dltk combine needs at least two runs, got {len(members)}")
     first = members[0]
     for m in members[1:]:
-        for what, a, b in (("plugin", first.plugin.name, m.plugin.name),
+        for what, a, b in (("plugin", first.run.plugin.name, m.run.plugin.name),
                            ("task type", first.model.task_type, m.model.task_type),
                            ("task names", first.model.task_names, m.model.task_names),
                            ("class names", first.model.class_names, m.model.class_names)):
@@ -188,100 +156,97 @@ def _evaluate(members: list[_Member], with_val: bool) -> dict[str, Any]:
     return result
 
 
+def _record(members: list[_Member], result: dict[str, Any], out: Path, which: str) -> dict[str, Any]:
+    return {
+        "members": [str(m.run.dir.resolve()) for m in members],
+        "members_relative": [os.path.relpath(m.run.dir.resolve(), out.resolve()) for m in members],
+        "tasks": [m.run.preset.name for m in members],
+        "checkpoint": which,
+        "weights": "equal",
+        "primary_metric": members[0].model.primary_metric[0],
+        "member_test": result["member_test"],
+        "member_val": result.get("member_val"),
+        "val": result.get("val"),
+    }
+
+
+def _write(out: Path, members: list[_Member], result: dict[str, Any], which: str, start: float) -> dict[str, float]:
+    """The combined run directory's files; ``run.json`` says completed last."""
+    first = members[0]
+    shutil.copyfile(first.run.dir / "config.yaml", out / "config.yaml")
+    if (first.run.dir / "environment.json").is_file():
+        shutil.copyfile(first.run.dir / "environment.json", out / "environment.json")
+    write_test_outputs(out, f"{first.run.plugin.name}: average of {len(members)} runs (test)", first.datamodule,
+                       first.model, result["preds"], result["std"], result["target"])
+    metrics = {f"test/{k}": v for k, v in result["test"].items()}
+    write_json(out / "metrics.json", metrics)
+    record = _record(members, result, out, which)
+    write_json(out / COMBINE_FILE, record)
+    rundir.write_status(out, "completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        seconds=round(time.time() - start, 1), test_metric=rundir.headline(metrics))
+    _print_members(members, record)
+    return metrics
+
+
 def combine(runs: list[str], output: str | None = None, which: str = "best") -> Path:
     """Average the test predictions of ``runs`` into a new run directory ``output``."""
-    from dltk.runner import print_summary, write_test_outputs
-
     start = time.time()
     if output and (Path(output) / rundir.STATUS_FILE).exists():
         raise ConfigError(f"{output} already holds a run; choose another --output")
-    members = _open_members(runs, which)
+    members = _open_members([Run.open(r) for r in runs], which)  # type: ignore[arg-type]
     first = members[0]
     print(f"dltk combine: testing {len(members)} runs: " + ", ".join(m.name for m in members), flush=True)
     result = _evaluate(members, with_val=True)  # refuses mismatched runs before anything is written
-    out = rundir.claim(Path(output)) if output else rundir.claim_default(first.plugin.name, "combined")
-    rundir.write_status(out, "running", plugin=first.plugin.name, task=first.task.name, combined=True,
-                        members=[str(m.run_dir) for m in members],
+    out = rundir.claim(Path(output)) if output else rundir.claim_default(first.run.plugin.name, "combined")
+    rundir.write_status(out, "running", plugin=first.run.plugin.name, task=first.run.preset.name, combined=True,
+                        members=[str(m.run.dir) for m in members],
                         started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start)))  # incl. testing
     try:
-        shutil.copyfile(first.run_dir / "config.yaml", out / "config.yaml")
-        if (first.run_dir / "environment.json").is_file():
-            shutil.copyfile(first.run_dir / "environment.json", out / "environment.json")
-        write_test_outputs(out, f"{first.plugin.name}: average of {len(members)} runs (test)", first.datamodule,
-                           first.model, result["preds"], result["std"], result["target"])
-        metrics = {f"test/{k}": v for k, v in result["test"].items()}
-        write_json(out / "metrics.json", metrics)
-        primary = first.model.primary_metric[0]
-        record = {
-            "members": [str(m.run_dir.resolve()) for m in members],
-            "members_relative": [os.path.relpath(m.run_dir.resolve(), out.resolve()) for m in members],
-            "tasks": [m.task.name for m in members],
-            "checkpoint": which,
-            "weights": "equal",
-            "primary_metric": primary,
-            "member_test": result["member_test"],
-            "member_val": result.get("member_val"),
-            "val": result.get("val"),
-        }
-        write_json(out / COMBINE_FILE, record)
-        rundir.write_status(out, "completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                            seconds=round(time.time() - start, 1),
-                            test_metric={k: metrics[k] for k in metrics if k.count("/") == 1})
+        metrics = _write(out, members, result, which, start)
     except BaseException as exc:
-        rundir.write_status(out, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        rundir.record_failure(out, exc)
         raise
-    _print_members(members, record)
-    print_summary(metrics, first.model, first.task)
+    print_summary(metrics, first.model, first.run.preset)
     print(f"dltk combine: run completed: {out}")
     return out
 
 
 def _print_members(members: list[_Member], record: dict[str, Any]) -> None:
     primary = record["primary_metric"]
-    rows = [(m.task.name, str(m.run_dir), (record["member_val"] or [{}] * len(members))[i].get(primary),
+    rows = [(m.run.preset.name, str(m.run.dir), (record["member_val"] or [{}] * len(members))[i].get(primary),
              record["member_test"][i].get(primary)) for i, m in enumerate(members)]
     rows.append(("average", "", (record["val"] or {}).get(primary), None))
     print(f"\n{'member':<28} {'val ' + primary:>12} {'test ' + primary:>12}  run")
-    for task, run, val, test in rows:
-        fmt = [f"{v:.3f}" if isinstance(v, float) else "" for v in (val, test)]
+    for task, run, val, test_value in rows:
+        fmt = [f"{v:.3f}" if isinstance(v, float) else "" for v in (val, test_value)]
         print(f"{task:<28} {fmt[0]:>12} {fmt[1]:>12}  {run}")
 
 
-def test(run_dir: Path, which: str | None = None) -> dict[str, float]:
+def test(run: CombinedRun, which: str | None = None) -> dict[str, float]:
     """Re-evaluate a combined run from its members (nothing is written); by default with the
     checkpoint it was combined with."""
-    from dltk.runner import _open_run, print_summary
-
-    members = _open_members(members_of(run_dir) or [], which or _recorded_checkpoint(run_dir), run_dir)
-    _, _, _, task = _open_run(str(run_dir))
+    members = _open_members(run.members, which or run.default_checkpoint())
     metrics = {f"test/{k}": v for k, v in _evaluate(members, with_val=False)["test"].items()}
-    print_summary(metrics, members[0].model, task)
+    print_summary(metrics, members[0].model, run.preset)
     return metrics
 
 
-def _recorded_checkpoint(run_dir: Path) -> str:
-    return str((read_record(run_dir) or {}).get("checkpoint", "best"))
-
-
-def predict(run_dir: Path, input_path: str, output_path: str, which: str | None = None,
-            options: list[str] | None = None, **kwargs: Any) -> dict[str, int]:
+def predict(run: CombinedRun, input_path: str, output_path: str, which: str | None = None, options: Any = None,
+            **kwargs: Any) -> dict[str, int]:
     """Score a table of rows with every member and average them row by row; a row any member
     cannot use is reported with that member's error."""
     from dltk.base import BaseDataModule
-    from dltk.runner import score_chunks, write_prediction_table
 
-    members = _open_members(members_of(run_dir) or [], which or _recorded_checkpoint(run_dir), run_dir)
+    members = _open_members(run.members, which or run.default_checkpoint())
     for m in members:
         if type(m.datamodule).predict_file is not BaseDataModule.predict_file:
             raise ConfigError(f"{m.name} predicts whole files (images, slides, videos); a combined run "
                               "predicts tables of rows only: predict with each member instead")
-    if options:
-        raise ConfigError(f"unknown predict option(s) for a combined run: {' '.join(options)}")
     if not Path(input_path).is_file():
         raise ConfigError(f"input file not found: {input_path}")
     streams = [score_chunks(m.models, m.datamodule.predict_chunks(input_path, data_info=m.model.data_info, **kwargs))
                for m in members]
-    return write_prediction_table(Path(output_path), members[0].model, _merge(streams, run_dir), with_std=True)
+    return write_prediction_table(Path(output_path), members[0].model, _merge(streams, run.dir), with_std=True)
 
 
 def _merge(streams: list[Iterable[tuple[Any, Any, Any]]], run_dir: Path) -> Iterator[tuple[Any, Any, Any]]:

@@ -266,13 +266,13 @@ def _scalar(value: Any) -> bool:
 def preset_overrides(spec: Any, config: dict[str, Any], tmp_dir: Path) -> tuple[list[str], bool]:
     """Extra ``dltk train`` arguments that shrink a preset for the contract run, and whether the
     datamodule supplied its own (``contract_overrides``)."""
-    from dltk.loading import import_class
+    from dltk.allowlist import AllowList
 
-    allowed = ("dltk", spec.package)
+    allow = AllowList.for_plugin(spec.package)
     args: list[str] = []
     model_path = (config.get("model") or {}).get("class_path")
     if model_path:
-        model_cls = import_class(model_path, allowed)
+        model_cls = allow.import_class(model_path, "model.class_path")
         try:
             kwargs = _example(model_cls)[0]
         except (NotImplementedError, AssertionError):
@@ -284,10 +284,10 @@ def preset_overrides(spec: Any, config: dict[str, Any], tmp_dir: Path) -> tuple[
     data_path = (config.get("data") or {}).get("class_path")
     own = False
     if data_path:
-        data_cls = import_class(data_path, allowed)
-        hook = getattr(data_cls, "contract_overrides", None)
-        if hook is not None:
-            args += [str(a) for a in hook(tmp_dir)]
+        data_cls = allow.import_class(data_path, "data.class_path")
+        own_args = data_cls.contract_overrides(tmp_dir)
+        if own_args is not None:
+            args += [str(a) for a in own_args]
             own = True
     return args, own
 
@@ -297,30 +297,70 @@ Overrides = Callable[[str, Path], list[str]]
 suite that shrinks a slow preset's features or writes a tiny input file into the folder)."""
 
 
-def check_preset(spec: Any, task_name: str, train: bool = True, overrides: Overrides | None = None) -> str:
+def _printed_config(spec: Any, base: list[str]) -> dict[str, Any]:
+    """The preset's ``--print-config``, with its classes checked against the spec's registries."""
     import yaml
 
-    from dltk.cli import main as _unused  # noqa: F401  (the CLI module must import)
-    from dltk.runner import train as run_train
+    from dltk.train import train
 
-    task = spec.task(task_name)
-    base = ["--plugin", spec.name, "--task", task.name]
     try:
-        _, printed = _run_quiet(lambda: run_train(base + ["--print-config"]))
+        _, printed = _run_quiet(lambda: train(base + ["--print-config"]))
     except DltkUserError as exc:
         raise AssertionError(f"--print-config failed: {exc}") from exc
     config = yaml.safe_load(printed)
     assert isinstance(config, dict) and "model" in config and "data" in config, \
         "--print-config did not print a config with model and data"
-    data_cp = config["data"]["class_path"]
-    model_cp = config["model"]["class_path"]
     registered_data = {t.replace(":", ".") for t in spec.datamodules.values()}
     registered_models = {t.replace(":", ".") for t in spec.models.values()}
-    assert data_cp in registered_data, f"preset data class {data_cp} is not in spec.datamodules"
-    assert model_cp in registered_models, f"preset model class {model_cp} is not in spec.models"
+    assert config["data"]["class_path"] in registered_data, \
+        f"preset data class {config['data']['class_path']} is not in spec.datamodules"
+    assert config["model"]["class_path"] in registered_models, \
+        f"preset model class {config['model']['class_path']} is not in spec.models"
+    return config
+
+
+def _check_run_dir(run_dir: Path) -> dict[str, float]:
+    status = json.loads((run_dir / "run.json").read_text())
+    assert status["status"] == "completed", f"run status {status['status']}: {status.get('error')}"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    top = {k: v for k, v in metrics.items() if k.count("/") == 1}
+    assert top, "metrics.json holds no test metrics"
+    bad = [k for k, v in top.items() if not isinstance(v, (int, float)) or not math.isfinite(v)]
+    assert not bad, f"non-finite test metrics {bad}"
+    for required in ("config.yaml", "checkpoints/best.ckpt", "environment.json"):
+        assert (run_dir / required).is_file(), f"the run directory lacks {required}"
+    return top
+
+
+def _train_small(args: list[str], config: dict[str, Any], own: bool, run_dir: Path) -> None:
+    """The few-batch run; a preset that needs user input (and has no contract_overrides) or data
+    that is not available offline is a skip, not a failure."""
+    from dltk.train import train
+
+    data_cp = config["data"]["class_path"]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _run_quiet(lambda: train(args))
+    except DltkUserError as exc:
+        blank = user_inputs(config)
+        if not own and blank and not (run_dir / "checkpoints").exists():
+            reason = " ".join(str(exc).split())[:120]
+            raise ContractSkip(f"preset leaves {', '.join(blank)} to the user ({reason}); "
+                               f"give {data_cp.rsplit('.', 1)[-1]} a contract_overrides(tmp_dir) "
+                               f"classmethod to check it") from exc
+        if "set DLTK_DATA_DIR" in str(exc) or "downloads are off" in str(exc):
+            raise ContractSkip(f"data not available offline: {' '.join(str(exc).split())[:200]}") from exc
+        raise AssertionError(f"dltk train {' '.join(args)} failed: {exc}") from exc
+
+
+def check_preset(spec: Any, task_name: str, train: bool = True, overrides: Overrides | None = None) -> str:
+    task = spec.task(task_name)
+    base = ["--plugin", spec.name, "--task", task.name]
+    config = _printed_config(spec, base)
+    model_cp, data_cp = config["model"]["class_path"], config["data"]["class_path"]
     if not train:
         return f"--print-config ok ({model_cp.rsplit('.', 1)[-1]} on {data_cp.rsplit('.', 1)[-1]})"
-
     with tempfile.TemporaryDirectory(prefix=f"dltk-contract-{spec.name}-") as tmp:
         tmp_dir = Path(tmp)
         extra, own = preset_overrides(spec, config, tmp_dir)
@@ -335,30 +375,9 @@ def check_preset(spec: Any, task_name: str, train: bool = True, overrides: Overr
                        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
                        "--trainer.log_every_n_steps", "1", "--data.num_workers", "0", *extra]
         start = time.perf_counter()
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                _run_quiet(lambda: run_train(args))
-        except DltkUserError as exc:
-            blank = user_inputs(config)
-            if not own and blank and not (run_dir / "checkpoints").exists():
-                reason = " ".join(str(exc).split())[:120]
-                raise ContractSkip(f"preset leaves {', '.join(blank)} to the user ({reason}); "
-                                   f"give {data_cp.rsplit('.', 1)[-1]} a contract_overrides(tmp_dir) "
-                                   f"classmethod to check it") from exc
-            if "set DLTK_DATA_DIR" in str(exc) or "downloads are off" in str(exc):
-                raise ContractSkip(f"data not available offline: {' '.join(str(exc).split())[:200]}") from exc
-            raise AssertionError(f"dltk train {' '.join(args)} failed: {exc}") from exc
+        _train_small(args, config, own, run_dir)
         elapsed = time.perf_counter() - start
-        status = json.loads((run_dir / "run.json").read_text())
-        assert status["status"] == "completed", f"run status {status['status']}: {status.get('error')}"
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        top = {k: v for k, v in metrics.items() if k.count("/") == 1}
-        assert top, "metrics.json holds no test metrics"
-        bad = [k for k, v in top.items() if not isinstance(v, (int, float)) or not math.isfinite(v)]
-        assert not bad, f"non-finite test metrics {bad}"
-        for required in ("config.yaml", "checkpoints/best.ckpt", "environment.json"):
-            assert (run_dir / required).is_file(), f"the run directory lacks {required}"
+        top = _check_run_dir(run_dir)
     shown = ", ".join(f"{k}={v:.3f}" for k, v in list(top.items())[:2])
     return f"{TRAIN_BATCHES}-batch run completed in {elapsed:.1f} s ({shown})"
 

@@ -196,42 +196,30 @@ def sample_batch(datamodule: Any, max_samples: int = 64) -> dict[str, Any]:
     raise ConfigError(f"{type(datamodule).__name__}: no data split to take an example batch from")
 
 
+def _open_for_export(run: str | Path, fmt: str, output: str | Path | None, which: str) -> tuple[Any, Any, Path]:
+    """The run handle, its model (on the CPU, eval mode) and the output path; one-line errors for
+    a combined or ensemble run, an unknown format, or an output named like the JSON."""
+    from dltk.run import Run
+
+    if fmt not in SUFFIX:
+        raise ConfigError(f"--format must be one of {', '.join(SUFFIX)}, got {fmt!r}")
+    handle = Run.open(run)
+    model = handle.model(which, command="export").cpu().eval()  # type: ignore[arg-type]
+    path = Path(output) if output else handle.dir / "export" / f"model{SUFFIX[fmt]}"
+    if path.suffix == ".json":
+        raise ConfigError(f"--output {path} is the model file, not its JSON (written beside it)")
+    return handle, model, path
+
+
 def export_run(run: str | Path, fmt: Format, output: str | Path | None = None, which: str = "best") -> Path:
     """Export the model of run directory ``run``; returns the model file (the JSON sits beside it)."""
     import torch
 
     from dltk.base import TARGET
-    from dltk.combine import refuse_combined
-    from dltk.discovery import get_plugin
-    from dltk.loading import (
-        allowed_packages,
-        build_datamodule,
-        build_model,
-        checkpoint_path,
-        load_checkpoint,
-        read_run_config,
-    )
 
-    if fmt not in SUFFIX:
-        raise ConfigError(f"--format must be one of {', '.join(SUFFIX)}, got {fmt!r}")
-    run_dir = Path(run)
-    if not run_dir.is_dir():
-        raise ConfigError(f"run directory not found: {run}")
-    config = read_run_config(run_dir)
-    refuse_combined(run_dir, "export")
-    if not (run_dir / "checkpoints").is_dir() and (run_dir / "members").is_dir():
-        raise ConfigError(f"{run_dir} is an ensemble run; export one member, e.g. --run {run_dir / 'members' / '0'}")
-    plugin = get_plugin(str(config.get("plugin")))
-    allowed = allowed_packages(plugin.package)
-    ckpt_file = checkpoint_path(run_dir, which)
-    model = build_model(config, load_checkpoint(ckpt_file), allowed).cpu().eval()
-    path = Path(output) if output else run_dir / "export" / f"model{SUFFIX[fmt]}"
-    if path.suffix == ".json":
-        raise ConfigError(f"--output {path} is the model file, not its JSON (written beside it)")
-
+    handle, model, path = _open_for_export(run, fmt, output, which)
     with _quiet():
-        datamodule = build_datamodule(config, allowed)
-        batch = sample_batch(datamodule)
+        batch = sample_batch(handle.datamodule())
     batch = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
     keys = used_inputs(model, batch)
     n = int(batch[TARGET].shape[0]) if TARGET in batch else int(batch[keys[0]].shape[0])
@@ -246,47 +234,69 @@ def export_run(run: str | Path, fmt: Format, output: str | Path | None = None, w
         _export_onnx(wrapper, inputs, keys, dims, path)
     else:
         _export_torchscript(wrapper, inputs, path)
-
     try:
-        got = run_exported(fmt, path, {k: batch[k].numpy() for k in keys})
-        max_diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
-        if got.shape != expected.shape or not np.allclose(got, expected, atol=ATOL, rtol=RTOL, equal_nan=True):
-            raise ConfigError(f"exported {fmt} model disagrees with the Lightning model (max |diff| "
-                              f"{max_diff:.2e}, shapes {got.shape} vs {expected.shape}); not exported")
-        checked = [n]
-        if fmt == "onnx":
-            dims = {**dims, **_onnx_static_dims(path)}
-        half = n // 2
-        if half >= 1 and all(d == "batch" for d in dims.values()):
-            if _agrees(fmt, path, {k: batch[k][:half].numpy() for k in keys}, expected[:half]):
-                checked.append(half)
-            else:
-                dims = dict.fromkeys(dims, n)
-        dynamic = all(isinstance(d, str) for d in dims.values())
-        if not dynamic:
-            print(f"dltk: warning: {type(model).__name__}.forward fixes the batch size when traced (e.g. len(x) "
-                  f"or a Python loop over samples; use x.shape[0]); the exported model takes exactly {n} samples "
-                  "per call", flush=True)
+        check = _check_exported(fmt, path, model, batch, keys, dims, expected)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    json_path = path.with_name(path.name + ".json")
+    write_json(json_path, _description(handle, which, fmt, path, model, batch, keys, expected, check))
+    print(f"dltk: wrote {path} and {json_path.name} (max |diff| vs Lightning {check['max_abs_diff']:.1e} on "
+          f"{n} samples)")
+    return path
 
-    info = model.data_info
+
+def _check_exported(fmt: str, path: Path, model: Any, batch: dict[str, Any], keys: list[str],
+                    dims: dict[str, Any], expected: np.ndarray) -> dict[str, Any]:
+    """Run the exported file on the batch (and on half of it, to prove the batch is dynamic);
+    refuse an export that disagrees with the Lightning model. Returns the check record."""
+    got = run_exported(fmt, path, {k: batch[k].numpy() for k in keys})
+    n = int(expected.shape[0])
+    max_diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
+    if got.shape != expected.shape or not np.allclose(got, expected, atol=ATOL, rtol=RTOL, equal_nan=True):
+        raise ConfigError(f"exported {fmt} model disagrees with the Lightning model (max |diff| "
+                          f"{max_diff:.2e}, shapes {got.shape} vs {expected.shape}); not exported")
+    checked = [n]
+    if fmt == "onnx":
+        dims = {**dims, **_onnx_static_dims(path)}
+    half = n // 2
+    if half >= 1 and all(d == "batch" for d in dims.values()):
+        if _agrees(fmt, path, {k: batch[k][:half].numpy() for k in keys}, expected[:half]):
+            checked.append(half)
+        else:
+            dims = dict.fromkeys(dims, n)
+    dynamic = all(isinstance(d, str) for d in dims.values())
+    if not dynamic:
+        print(f"dltk: warning: {type(model).__name__}.forward fixes the batch size when traced (e.g. len(x) "
+              f"or a Python loop over samples; use x.shape[0]); the exported model takes exactly {n} samples "
+              "per call", flush=True)
+    return {"max_abs_diff": max_diff, "atol": ATOL, "rtol": RTOL, "batch_sizes": checked,
+            "reference": "Lightning model on the run's test data", "dims": dims, "dynamic": dynamic}
+
+
+def _description(handle: Any, which: str, fmt: str, path: Path, model: Any, batch: dict[str, Any],
+                 keys: list[str], expected: np.ndarray, check: dict[str, Any]) -> dict[str, Any]:
+    """The JSON written beside the model file."""
+    import torch
+
+    info = model.data_info.to_dict()
     task_type = info.get("task_type")
     meaning = {"classification": "probability of the positive class per task (sigmoid)",
                "regression": "predicted value per task, in the target's units",
                "multiclass": "class probabilities (softmax) over class_names"}.get(str(task_type), "model output")
-    data_cfg = config.get("data") or {}
-    description = {
+    data_cfg = handle.config.get("data") or {}
+    check = dict(check)
+    dims, dynamic = check.pop("dims"), check.pop("dynamic")
+    return {
         "format": fmt,
         "model_file": path.name,
         "dltk_version": __version__,
         "torch_version": torch.__version__,
-        "plugin": plugin.name,
-        "task": config.get("task"),
-        "model_class": (config.get("model") or {}).get("class_path"),
-        "run": str(run_dir.resolve()),
-        "checkpoint": str(ckpt_file.relative_to(run_dir)),
+        "plugin": handle.plugin.name,
+        "task": handle.config.get("task"),
+        "model_class": (handle.config.get("model") or {}).get("class_path"),
+        "run": str(handle.dir.resolve()),
+        "checkpoint": str(handle.checkpoint(which).relative_to(handle.dir)),
         "inputs": _input_spec(keys, batch, dims),
         "outputs": [{"name": "predictions", "dtype": str(expected.dtype),
                      "shape": ["batch", *[int(s) for s in expected.shape[1:]]], "meaning": meaning}],
@@ -295,10 +305,5 @@ def export_run(run: str | Path, fmt: Format, output: str | Path | None = None, w
         "preprocessing": {"data_class": data_cfg.get("class_path"), "data_settings": data_cfg.get("init_args") or {},
                           "data_info": info},
         "dynamic_batch": dynamic,
-        "check": {"max_abs_diff": max_diff, "atol": ATOL, "rtol": RTOL, "batch_sizes": checked,
-                  "reference": "Lightning model on the run's test data"},
+        "check": check,
     }
-    json_path = path.with_name(path.name + ".json")
-    write_json(json_path, description)
-    print(f"dltk: wrote {path} and {json_path.name} (max |diff| vs Lightning {max_diff:.1e} on {n} samples)")
-    return path

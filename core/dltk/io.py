@@ -77,3 +77,8 @@ def _atomic_path(path: Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value stored at ``path``."""
+    return json.loads(Path(path).read_text())

@@ -1,36 +1,21 @@
 """Rebuilding a run's datamodule and model from its directory, safely.
 
 Checkpoints are loaded with ``torch.load(weights_only=True)``: a checkpoint can carry tensors and
-plain containers, never code. ``class_path`` values are imported only when they name a class
-from ``dltk`` or from the run's plugin package (the allow-list).
+plain containers, never code. ``class_path`` values are imported only through the run's
+:class:`~dltk.allowlist.AllowList`, and must name a :class:`~dltk.base.BaseTask` (model) or
+:class:`~dltk.base.BaseDataModule` (data) subclass. :class:`dltk.run.Run` is the public way to
+open a run; these are its building blocks.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from dltk.allowlist import AllowList
 from dltk.errors import ConfigError
-
-
-def allowed_packages(plugin_package: str | None) -> tuple[str, ...]:
-    return ("dltk",) + ((plugin_package,) if plugin_package else ())
-
-
-def import_class(class_path: str, allowed: tuple[str, ...]) -> type:
-    """Import ``package.module.Class`` if its top-level package is in ``allowed``."""
-    top = class_path.split(".", 1)[0]
-    if top not in allowed and not class_path.startswith("lightning.") and not class_path.startswith("torch."):
-        raise ConfigError(f"class_path {class_path!r} is not from dltk or the active plugin "
-                          f"({', '.join(allowed)}); refusing to import it")
-    module_name, _, name = class_path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot import class_path {class_path!r}: {exc}") from exc
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -61,10 +46,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: refused to load checkpoint (weights_only=True): {first}") from exc
 
 
-def build_model(config: dict[str, Any], ckpt: dict[str, Any], allowed: tuple[str, ...]) -> Any:
+def _component(config: dict[str, Any], key: str, allow: AllowList) -> type:
+    """The ``model``/``data`` class of a run config, checked against the allow-list and the base."""
+    from dltk.base import BaseDataModule, BaseTask
+
+    section = config.get(key) or {}
+    class_path = section.get("class_path") if isinstance(section, dict) else None
+    if not isinstance(class_path, str):
+        raise ConfigError(f"run config has no {key}.class_path")
+    cls = allow.import_class(class_path, f"{key}.class_path")
+    base = BaseTask if key == "model" else BaseDataModule
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(f"{key}.class_path {class_path!r} is not a dltk {base.__name__} subclass")
+    return cls
+
+
+def build_model(config: dict[str, Any], ckpt: dict[str, Any], allow: AllowList) -> Any:
     """Instantiate the model class named in ``config`` from the checkpoint's hyper-parameters."""
     model_cfg = config.get("model") or {}
-    cls = import_class(model_cfg["class_path"], allowed)
+    cls = _component(config, "model", allow)
     import inspect
 
     hparams = dict(ckpt.get("hyper_parameters") or {})
@@ -92,7 +92,8 @@ def build_model(config: dict[str, Any], ckpt: dict[str, Any], allowed: tuple[str
     return model
 
 
-def build_datamodule(config: dict[str, Any], allowed: tuple[str, ...]) -> Any:
+def build_datamodule(config: dict[str, Any], allow: AllowList) -> Any:
+    """A new datamodule from the run config's ``data`` section (nothing is read until ``setup``)."""
     data_cfg = config.get("data") or {}
-    cls = import_class(data_cfg["class_path"], allowed)
+    cls = _component(config, "data", allow)
     return cls(**(data_cfg.get("init_args") or {}))

@@ -91,6 +91,20 @@ def write_status(path: Path, status: str, **fields: Any) -> None:
     write_json(path / STATUS_FILE, current)
 
 
+def record_failure(path: Path, exc: BaseException) -> None:
+    """Mark the run ``failed`` with the error's first line and a short traceback (the one place a
+    failed status is written: train, ensembles, combine)."""
+    import traceback
+
+    write_status(path, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+                 traceback=traceback.format_exc(limit=20))
+
+
+def headline(metrics: dict[str, float]) -> dict[str, float]:
+    """The run-level test metrics (``test/auroc``, not the per-task ``test/auroc/NR-AhR``)."""
+    return {k: v for k, v in metrics.items() if k.count("/") == 1}
+
+
 def _git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:

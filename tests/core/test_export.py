@@ -23,7 +23,7 @@ from dltk import contract
 from dltk.cli import main
 from dltk.discovery import discover
 from dltk.export import run_exported, sample_batch
-from dltk.loading import allowed_packages, build_datamodule, build_model, load_checkpoint, read_run_config
+from dltk.run import Run
 
 FAST = ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false"]
@@ -32,11 +32,9 @@ FAST = ["--trainer.max_epochs", "1", "--trainer.accelerator", "cpu", "--trainer.
 def lightning_outputs(run: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """A test batch of the run's data and the Lightning model's post-processed outputs on it,
     computed here independently of dltk.export."""
-    config = read_run_config(run)
-    top = config["model"]["class_path"].split(".", 1)[0]
-    model = build_model(config, load_checkpoint(run / "checkpoints" / "best.ckpt"), allowed_packages(top))
-    model.eval()
-    batch = sample_batch(build_datamodule(config, allowed_packages(top)))
+    handle = Run.open(run)
+    model = handle.model("best").eval()
+    batch = sample_batch(handle.datamodule())
     with torch.no_grad():
         expected = model.postprocess(model(batch)).numpy()
     return {k: v.numpy() for k, v in batch.items() if isinstance(v, torch.Tensor)}, expected
@@ -188,14 +186,14 @@ def test_other_plugins(plugin_name: str, task_name: str, data_root: Path, tmp_pa
     import yaml
 
     from dltk.discovery import get_plugin
-    from dltk.loading import import_class
+    from dltk.allowlist import AllowList
 
     plugin = get_plugin(plugin_name)
     if task_name not in [t.name for t in plugin.tasks]:
         pytest.skip(f"{plugin_name} has no {task_name} task")
     preset = yaml.safe_load(plugin.config_path(plugin.task(task_name)).read_text())
-    data_cls = import_class(preset["data"]["class_path"], ("dltk", plugin.package))
-    small = data_cls.contract_overrides(tmp_path) if hasattr(data_cls, "contract_overrides") else []
+    data_cls = AllowList.for_plugin(plugin.package).import_class(preset["data"]["class_path"])
+    small = data_cls.contract_overrides(tmp_path) or []
     run = tmp_path / "run"
     with preserved_environ(), contract.isolated(plugin_name):
         assert main(["train", "--plugin", plugin_name, "--task", task_name, "--run-dir", str(run),

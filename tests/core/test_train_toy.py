@@ -180,9 +180,9 @@ def test_test_command_prints_the_same_metrics(toy_run: Path, capsys: pytest.Capt
                        "beta": f"{metrics['test/auroc/beta']:.3f}",
                        "mean": f"{metrics['test/auroc']:.3f}"}
     assert f"test/auprc={metrics['test/auprc']:.3f}" in out
-    from dltk import runner
+    from dltk import verbs
 
-    again = runner.test(str(toy_run))
+    again = verbs.test(str(toy_run))
     for key in metrics:
         assert again[key] == pytest.approx(metrics[key], abs=1e-6), key
     assert {p: p.stat().st_mtime_ns for p in toy_run.rglob("*") if p.is_file()} == before  # nothing rewritten

@@ -48,7 +48,6 @@ silently make the explanation disagree with the model's predictions.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import re
@@ -57,7 +56,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 from rdkit import Chem
@@ -66,6 +65,7 @@ from rdkit.rdBase import BlockLogs
 
 from dltk.errors import ConfigError, DataError
 from dltk.io import atomic_path
+from dltk.options import option
 
 FEATURE_BLOCKS = ("ecfp", "maccs", "rdkit2d")
 COLORMAP = "PiYG"
@@ -379,26 +379,20 @@ def render(attribution: AtomAttribution, task: str, path: str | Path,
 # dltk explain
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"dltk explain: {message}")
+@dataclass
+class ChemExplainOptions:
+    """``dltk explain`` on a chem run: atom-level occlusion attributions, as PNGs."""
 
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="dltk explain --run DIR", add_help=False,
-                description="Atom-level occlusion attributions of a chem model's predictions, as PNGs.")
-    p.add_argument("--smiles", action="append", required=True,
-                   help="a molecule to explain (repeatable)")
-    p.add_argument("--task", help="task to explain, or 'all' (default: the highest predicted probability)")
-    p.add_argument("--output-dir", help="where to write explain_<index>_<task>.png (default RUN/explain)")
-    return p
+    smiles: list[str] = option(list, "a molecule to explain (repeatable)", required=True)
+    task: str | None = option(None, "task to explain, or 'all' (default: the highest predicted probability)")
+    output_dir: str | None = option(None, "where to write explain_<index>_<task>.png (default RUN/explain)")
 
 
 def _file_part(task: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", task).strip("_") or "task"
 
 
-def explain(run_dir: Path, model: Any, datamodule: Any, argv: list[str]) -> list[Path]:
+def explain(run_dir: Path, model: Any, datamodule: Any, options: ChemExplainOptions) -> list[Path]:
     """``dltk explain --run DIR --smiles SMILES [--smiles ...] [--task NAME|all] [--output-dir DIR]``.
 
     Writes ``<output-dir>/explain_<index>_<task>.png`` (``index``: 0-based position of the
@@ -409,7 +403,7 @@ def explain(run_dir: Path, model: Any, datamodule: Any, argv: list[str]) -> list
         DataError: a SMILES RDKit cannot parse (nothing is written).
         ConfigError: an unknown task (the message lists the model's tasks) or bad options.
     """
-    ns = _parser().parse_args(argv)
+    ns = options
     task_names = list(model.data_info["task_names"])
     if ns.task is not None and ns.task != "all" and ns.task not in task_names:
         raise ConfigError(f"unknown task {ns.task!r}; the model's tasks are: {', '.join(task_names)} "

@@ -27,14 +27,15 @@ Non-sequence tasks of the plugin have no explanation: a :class:`~dltk.errors.Con
 
 from __future__ import annotations
 
-import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 from dltk.errors import ConfigError, DataError
 from dltk.io import atomic_path
+from dltk.options import option
 
 from dltk_genomics import encoding, sequences
 
@@ -43,21 +44,20 @@ log = logging.getLogger("dltk.genomics")
 COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839"}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"dltk explain: {message}")
+@dataclass
+class GenomicsExplainOptions:
+    """``dltk explain`` on a binding run: in-silico mutagenesis and first-layer filter logos."""
 
+    sequence: list[str] = option(list, "a sequence to mutate in silico (repeatable); IUPAC letters, U read as T")
+    filters: int = option(16, "number of filter logos (0: none)")
+    max_sequences: int = option(2000, "bound test sequences scanned for the filter logos")
+    output_dir: str | None = option(None, "where to write the PNGs (default RUN/explain)")
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="dltk explain --run DIR", add_help=False,
-                description="In-silico mutagenesis of a sequence and logos of the first-layer filters.")
-    p.add_argument("--sequence", action="append", default=[],
-                   help="a sequence to mutate in silico (repeatable); IUPAC letters, U read as T")
-    p.add_argument("--filters", type=int, default=16, help="number of filter logos (0: none; default 16)")
-    p.add_argument("--max-sequences", type=int, default=2000,
-                   help="bound test sequences scanned for the filter logos (default 2000)")
-    p.add_argument("--output-dir", help="where to write the PNGs (default RUN/explain)")
-    return p
+    def __post_init__(self) -> None:
+        if self.filters < 0 or self.max_sequences < 1:
+            raise ValueError("--filters must be >= 0 and --max-sequences >= 1")
+        if not self.sequence and self.filters == 0:
+            raise ValueError("nothing to do: give --sequence ACGT... and/or --filters N > 0")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def render_filters(pfm: np.ndarray, hits: np.ndarray, order: np.ndarray, path: P
 # entry point
 
 
-def explain(run_dir: Path, model: Any, datamodule: Any, argv: list[str]) -> list[Path]:
+def explain(run_dir: Path, model: Any, datamodule: Any, options: GenomicsExplainOptions) -> list[Path]:
     """``dltk explain --run DIR [--sequence SEQ ...] [--filters N] [--max-sequences N] [--output-dir D]``.
 
     Writes ``ism_<index>.png`` (and ``ism_<index>.csv``, the effect matrix) per ``--sequence`` and
@@ -264,11 +264,7 @@ def explain(run_dir: Path, model: Any, datamodule: Any, argv: list[str]) -> list
         DataError: a sequence that cannot be encoded (nothing is written).
     """
     _require_sequence_model(model)
-    ns = _parser().parse_args(argv)
-    if ns.filters < 0 or ns.max_sequences < 1:
-        raise ConfigError("dltk explain: --filters must be >= 0 and --max-sequences >= 1")
-    if not ns.sequence and ns.filters == 0:
-        raise ConfigError("dltk explain: nothing to do: give --sequence ACGT... and/or --filters N > 0")
+    ns = options
     out_dir = Path(ns.output_dir) if ns.output_dir else Path(run_dir) / "explain"
     results = [mutagenesis(model, s) for s in ns.sequence]  # validate every sequence before writing
     written: list[Path] = []

@@ -14,7 +14,6 @@ single image, or a whole-slide image (``.svs``, ``.ndpi``, a tiled pyramidal TIF
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from dltk_imaging import readers
 from dltk_imaging.normalize import fit_percentiles
+from dltk_imaging.options import ImagePredictOptions
 
 log = logging.getLogger("dltk.imaging")
 
@@ -109,6 +109,8 @@ class ImageClassificationDataModule(BaseDataModule):
         num_workers: DataLoader workers (images are in memory; 0 is usually fastest).
         split_seed: seed of the stratified split.
     """
+
+    predict_options = ImagePredictOptions
 
     def __init__(self, target_name: str = "label", val_fraction: float = 0.1, test_fraction: float = 0.2,
                  norm_low: float = 1.0, norm_high: float = 99.5,
@@ -233,21 +235,10 @@ class ImageClassificationDataModule(BaseDataModule):
 
     # -- prediction -------------------------------------------------------------------------
     def predict_file(self, input_path: str, output_path: str, models: list[Any],
-                     options: list[str]) -> dict[str, int] | None:
+                     options: ImagePredictOptions | None = None) -> dict[str, int] | None:
         from dltk_imaging.slide import is_slide, predict_slide
 
-        parser = argparse.ArgumentParser(prog="dltk predict (imaging)", add_help=False, exit_on_error=False)
-        parser.add_argument("--level", type=int, default=0)
-        parser.add_argument("--tile", type=int, default=0)
-        parser.add_argument("--min-tissue", type=float, default=0.5)
-        parser.add_argument("--batch-size", type=int, default=0)
-        try:
-            ns, rest = parser.parse_known_args(options)
-        except argparse.ArgumentError as exc:
-            raise ConfigError(f"dltk predict: {exc}") from exc
-        if rest:
-            raise ConfigError(f"unknown predict option(s): {' '.join(rest)} (imaging accepts --level N, --tile "
-                              "PIXELS, --min-tissue FRACTION, --batch-size N)")
+        ns = options or ImagePredictOptions()
         batch_size = ns.batch_size or self.batch_size
         path = Path(input_path)
         if is_slide(path):

@@ -20,7 +20,6 @@ exists.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
 from pathlib import Path
@@ -30,23 +29,7 @@ import numpy as np
 import torch
 from dltk.errors import ConfigError
 
-
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="dltk explain (imaging)", exit_on_error=False)
-    parser.add_argument("--method", choices=("gradcam", "saliency"), default="gradcam")
-    parser.add_argument("--per-class", type=int, default=2, help="test images per class (default 2)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default="", help="folder for the PNG (default RUN/explain)")
-    try:
-        ns, rest = parser.parse_known_args(argv)
-    except argparse.ArgumentError as exc:
-        raise ConfigError(f"dltk explain: {exc}") from exc
-    if rest:
-        raise ConfigError(f"dltk explain (imaging): unknown option(s) {' '.join(rest)}; options: --method "
-                          "gradcam|saliency, --per-class N, --seed N, --output DIR")
-    if ns.per_class < 1:
-        raise ConfigError(f"--per-class must be >= 1, got {ns.per_class}")
-    return ns
+from dltk_imaging.options import ExplainOptions
 
 
 def gradcam(model: Any, x: torch.Tensor, target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,17 +86,17 @@ def pick_examples(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.asarray(picked, dtype=np.int64)
 
 
-def explain(run_dir: Path, model: Any, datamodule: Any, argv: list[str]) -> list[Path]:
+def explain(run_dir: Path, model: Any, datamodule: Any, options: ExplainOptions) -> list[Path]:
     """The plugin's explainer (``PluginSpec.explainer``): see the module docstring."""
     from dltk_imaging.cls_models import ImageClassifier
 
     if not isinstance(model, ImageClassifier):
         if importlib.util.find_spec("dltk_imaging.segment_explain") is not None:
             module = importlib.import_module("dltk_imaging.segment_explain")
-            return module.explain(run_dir, model, datamodule, argv)
+            return module.explain(run_dir, model, datamodule, options)
         raise ConfigError(f"dltk explain: no explanation for {type(model).__name__} runs (classification runs "
                           "only: cell_phenotype, tissue_tiles, images)")
-    ns = _parse(argv)
+    ns = options
     import matplotlib
 
     matplotlib.use("Agg")

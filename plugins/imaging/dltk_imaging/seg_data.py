@@ -284,3 +284,14 @@ def stratified_split(kinds: Iterable[str], n_test: int, n_val: int, seed: int) -
         split["val"] += idx[n_test_k[k]: n_test_k[k] + n_val_k[k]]
         split["train"] += idx[n_test_k[k] + n_val_k[k]:]
     return {k: sorted(v) for k, v in split.items()}
+
+
+VALID = "valid"
+"""Batch key of the (B, 1, H, W) mask of real (not padded) pixels in validation/test batches."""
+
+
+def pad_to(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Mirror-pad the last two axes of ``array`` at the bottom/right up to (height, width)."""
+    h, w = array.shape[-2:]
+    pads = [(0, 0)] * (array.ndim - 2) + [(0, max(0, height - h)), (0, max(0, width - w))]
+    return np.pad(array, pads, mode="symmetric") if (height > h or width > w) else array

@@ -22,6 +22,8 @@ from dltk.errors import ConfigError
 from torch.utils.data import DataLoader, Dataset
 
 from dltk_imaging.seg_data import (
+    VALID,
+    pad_to,
     SegSample,
     load_dsb2018,
     load_folder_pairs,
@@ -31,18 +33,8 @@ from dltk_imaging.seg_data import (
     stratified_split,
     to_grey,
 )
+from dltk_imaging.options import NucleiPredictOptions
 from dltk_imaging.seg_targets import encode_targets
-
-VALID = "valid"
-"""Batch key of the (B, 1, H, W) mask of real (not padded) pixels in validation/test batches."""
-
-
-def pad_to(array: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Mirror-pad the last two axes of ``array`` at the bottom/right up to (height, width)."""
-    h, w = array.shape[-2:]
-    pads = [(0, 0)] * (array.ndim - 2) + [(0, max(0, height - h)), (0, max(0, width - w))]
-    return np.pad(array, pads, mode="symmetric") if (height > h or width > w) else array
-
 
 class RandomCropDataset(Dataset):
     """``length`` random crops of (image, targets) pairs with flips, rot90 and intensity jitter.
@@ -121,6 +113,8 @@ class NucleiDataModule(BaseDataModule):
         batch_size, num_workers, split_seed: as in :class:`dltk.base.BaseDataModule`.
     """
 
+    predict_options = NucleiPredictOptions
+
     def __init__(self, images: str = "dsb2018", masks: str = "", crop_size: int = 256,
                  crops_per_epoch: int = 256, n_test: int = 20, n_val: int = 5, jitter: float = 0.1,
                  nucleus_radius: float = 0.0, select_by: Literal["dice", "dsb_score"] = "dice",
@@ -187,9 +181,9 @@ class NucleiDataModule(BaseDataModule):
         self.setup()
         return list(self.splits["test"])
 
-    def predict_file(self, input_path: str, output_path: str, models: list, options: list[str]
-                     ) -> dict[str, int]:
+    def predict_file(self, input_path: str, output_path: str, models: list,
+                     options: NucleiPredictOptions | None = None) -> dict[str, int]:
         """``dltk predict``: an image file or folder in; a label image per input + counts CSV out."""
-        from dltk_imaging.seg_models import predict_folder
+        from dltk_imaging.seg_predict import predict_folder
 
-        return predict_folder(models, Path(input_path), Path(output_path), options)
+        return predict_folder(models, Path(input_path), Path(output_path), options or NucleiPredictOptions())

@@ -9,8 +9,6 @@ effective context the stitched map equals the whole-image map (tested).
 
 from __future__ import annotations
 
-import argparse
-import csv
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -20,12 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 from dltk.base import INPUT, TARGET, BaseTask
-from dltk.errors import ConfigError, DataError
-from dltk.io import atomic_path, atomic_write
+from dltk.errors import ConfigError
 from torch import Tensor, nn
 
-from dltk_imaging.seg_data import SegSample, image_files, nucleus_radius, read_image, rescale_pair, scale_for, to_grey
-from dltk_imaging.seg_datamodules import VALID, pad_to
+from dltk_imaging.seg_data import VALID, SegSample, nucleus_radius, pad_to, rescale_pair, scale_for, to_grey
+from dltk_imaging.seg_plots import overlay_panel, write_rows
 from dltk_imaging.seg_metrics import image_metrics
 from dltk_imaging.seg_targets import decode_instances, otsu_instances
 
@@ -290,122 +287,6 @@ class NucleiUNet(BaseTask):
         metrics["test_images"] = float(len(rows))
         metrics["seconds_per_image"] = seconds / max(1, len(rows))
         if run_dir is not None:
-            _write_rows(Path(run_dir) / "predictions" / "test.csv", rows)
+            write_rows(Path(run_dir) / "predictions" / "test.csv", rows)
             overlay_panel(samples[:8], preds[:8], rows[:8], Path(run_dir) / "plots" / "test_overlays.png")
         return metrics
-
-
-# ------------------------------------------------------------------------------------------
-# outputs
-
-
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    return path
-
-
-def _outline_rgb(image: np.ndarray, labels: np.ndarray, true: np.ndarray | None) -> np.ndarray:
-    from skimage.color import label2rgb
-    from skimage.segmentation import find_boundaries
-
-    grey = to_grey(image, invert="never")
-    base = np.repeat(grey[..., None], 3, axis=-1) if image.ndim == 2 else \
-        np.clip(image[..., :3].astype(np.float32) / max(1.0, float(image[..., :3].max())), 0, 1)
-    rgb = label2rgb(labels, image=base, alpha=0.25, bg_label=0, image_alpha=1.0) if labels.max() else base
-    rgb = rgb.copy()
-    rgb[find_boundaries(labels, mode="inner")] = (1.0, 1.0, 0.0)
-    if true is not None:
-        rgb[find_boundaries(true, mode="inner") & ~find_boundaries(labels, mode="inner")] = (0.0, 1.0, 1.0)
-    return rgb
-
-
-def overlay_panel(samples: list[SegSample], preds: list[np.ndarray], rows: list[dict[str, Any]],
-                  path: Path) -> Path:
-    """PNG of predicted instances (coloured, yellow outlines; true outlines cyan) over test images."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(samples)
-    cols = min(4, n)
-    nrows = math.ceil(n / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 4.0 * nrows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, s, pred, r in zip(axes.flat, samples, preds, rows):
-        ax.imshow(_outline_rgb(s.image, pred, s.labels))
-        if s.labels is None:
-            ax.set_title(f"{s.id[:24]}: {r['pred_nuclei']} nuclei", fontsize=8)
-        else:
-            ax.set_title(f"{s.id[:10]} ({s.kind})\nDSB {r['dsb_score']:.2f}  AP50 {r['ap50']:.2f}  "
-                         f"{r['pred_nuclei']}/{r['true_nuclei']} nuclei", fontsize=8)
-    fig.suptitle("predicted nuclei (fill, yellow outline)"
-                 + ("; true outlines cyan where they differ" if samples[0].labels is not None else ""),
-                 fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
-
-
-def _predict_options(options: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="dltk predict (imaging nuclei)", add_help=False)
-    parser.add_argument("--format", choices=("tif", "png"), default="tif",
-                        help="label image format (uint16 TIFF, or 16-bit PNG)")
-    parser.add_argument("--overlay", action="store_true", help="also write an overlay PNG per image")
-    ns, rest = parser.parse_known_args(options)
-    if rest:
-        raise ConfigError(f"unknown nuclei predict option(s): {' '.join(rest)} (known: --format tif|png, --overlay)")
-    return ns
-
-
-def predict_folder(models: list, input_path: Path, output_path: Path, options: list[str]) -> dict[str, int]:
-    """Segment an image file or a folder of images into ``output_path`` (a folder).
-
-    Writes ``<stem>_labels.tif`` (uint16 instance map; or ``.png``) per image and ``counts.csv``
-    (``file,nuclei,height,width,error``); unreadable images are skipped, counted and listed in the
-    CSV. Every file is written atomically.
-    """
-    import tifffile
-    from tqdm.auto import tqdm
-
-    ns = _predict_options(options)
-    files = image_files(input_path)
-    if output_path.exists() and not output_path.is_dir():
-        raise DataError(output_path, "output must be a folder (label images + counts.csv are written into it)")
-    output_path.mkdir(parents=True, exist_ok=True)
-    rows, skipped = [], []
-    for f in tqdm(files, desc="segmenting", leave=False):
-        try:
-            image = read_image(f)
-            grey = to_grey(image)
-        except (DataError, ValueError) as exc:
-            skipped.append(f.name)
-            rows.append({"file": f.name, "nuclei": "", "height": "", "width": "", "error": str(exc)})
-            continue
-        labels = models[0].instances(ensemble_probs(models, grey))
-        out = output_path / f"{f.stem}_labels.{ns.format}"
-        with atomic_path(out) as tmp:
-            if ns.format == "tif":
-                tifffile.imwrite(tmp, labels.astype(np.uint16), compression="zlib")
-            else:
-                from PIL import Image
-
-                Image.fromarray(labels.astype(np.uint16)).save(tmp, format="PNG")
-        if ns.overlay:
-            overlay_panel([SegSample(f.stem, image, None)], [labels], [{"pred_nuclei": int(labels.max())}],
-                          output_path / f"{f.stem}_overlay.png")
-        rows.append({"file": f.name, "nuclei": int(labels.max()), "height": image.shape[0],
-                     "width": image.shape[1], "error": ""})
-    _write_rows(output_path / "counts.csv", rows)
-    if skipped:
-        print(f"skipped {len(skipped)} unreadable images (first: {skipped[0]})")
-    return {"images": len(files), "segmented": len(files) - len(skipped), "skipped": len(skipped),
-            "nuclei": int(sum(r["nuclei"] for r in rows if r["nuclei"] != ""))}

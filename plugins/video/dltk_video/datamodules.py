@@ -13,7 +13,6 @@ indices (NaN = unlabelled or outside the core).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -36,6 +35,7 @@ from dltk_video.features import (
     stitch,
     training_windows,
 )
+from dltk_video.options import FramePredictOptions
 from dltk_video.readers import PoseTrack, bouts_to_frames, clean_track, read_annotations, read_pose
 from dltk_video.scoring import behavior_metrics, frame_f1, label_metrics, smooth_labels
 
@@ -71,6 +71,8 @@ class PoseBehaviorDataModule(BaseDataModule):
         min_likelihood: keypoints below this likelihood are masked and interpolated.
         batch_size, num_workers, split_seed: see :class:`dltk.base.BaseDataModule`.
     """
+
+    predict_options = FramePredictOptions
 
     class_names: tuple[str, ...] = ()
     primary: tuple[str, str] = ("macro_f1", "max")
@@ -318,8 +320,9 @@ class PoseBehaviorDataModule(BaseDataModule):
 
     # -- prediction on new pose files -------------------------------------------------------
     def predict_file(self, input_path: str, output_path: str, models: list[Any],
-                     options: list[str]) -> dict[str, int] | None:
-        return predict_pose_file(input_path, output_path, models, options, self.prediction_min_bout(models))
+                     options: FramePredictOptions | None = None) -> dict[str, int] | None:
+        return predict_pose_file(input_path, output_path, models, options or FramePredictOptions(),
+                                 self.prediction_min_bout(models))
 
     def prediction_min_bout(self, models: list[Any]) -> int:
         """The minimum bout length used at test time: configured, or re-chosen on the validation
@@ -351,21 +354,6 @@ def mirror_track(track: PoseTrack, pairs: tuple[tuple[str, str], ...]) -> PoseTr
                      track.frames, track.path, track.fps, track.index)
 
 
-def _parse_predict_options(options: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="dltk predict (video pose)", add_help=False, exit_on_error=False)
-    parser.add_argument("--fps", type=float, default=None)
-    parser.add_argument("--min-likelihood", type=float, default=None)
-    parser.add_argument("--no-plot", action="store_true")
-    try:
-        ns, unknown = parser.parse_known_args(options)
-    except argparse.ArgumentError as exc:
-        raise ConfigError(f"predict option: {exc}") from exc
-    if unknown:
-        raise ConfigError(f"unknown predict option(s): {' '.join(unknown)} (accepted: --fps F, "
-                          "--min-likelihood P, --no-plot)")
-    return ns
-
-
 def frame_predictions(X: np.ndarray, info: dict[str, Any], models: list[Any], min_bout: int, path: Path | str,
                       what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Per-frame class probabilities, smoothed labels and the ensemble's spread (None for one model)
@@ -388,7 +376,7 @@ def frame_predictions(X: np.ndarray, info: dict[str, Any], models: list[Any], mi
     return probs, smooth_labels(probs.argmax(axis=1), min_bout).astype(int), spread
 
 
-def predict_pose_file(input_path: str, output_path: str, models: list[Any], options: list[str],
+def predict_pose_file(input_path: str, output_path: str, models: list[Any], options: FramePredictOptions,
                       min_bout: int = 0) -> dict[str, int]:
     """Label every frame of a pose file (DeepLabCut CSV or SLEAP HDF5) with a trained run.
 
@@ -399,7 +387,7 @@ def predict_pose_file(input_path: str, output_path: str, models: list[Any], opti
 
     from dltk_video.ethogram import ethogram
 
-    ns = _parse_predict_options(options)
+    ns = options
     path = Path(input_path)
     if path.suffix.lower() in (".mp4", ".avi", ".mov", ".mkv"):
         raise DataError(path, "this run predicts from pose files (DeepLabCut .csv, SLEAP .h5); "
@@ -442,7 +430,7 @@ def predict_pose_file(input_path: str, output_path: str, models: list[Any], opti
     out = Path(output_path)
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
-    if not ns.no_plot:
+    if ns.plot:
         png = ethogram({"model": labels.astype(float)}, class_names, config.fps,
                        out.with_suffix(".png"), f"{path.name}: predicted behaviour", probabilities=probs)
         print(f"dltk predict: ethogram -> {png}")

@@ -101,7 +101,7 @@ class DLCFramesDataModule(BaseDataModule):
                 "scale": list(self.scale), "baseline_mean_px_error": self._baseline}
 
     def predict_file(self, input_path: str, output_path: str, models: list[Any],
-                     options: list[str]) -> dict[str, int] | None:
+                     options: object = None) -> dict[str, int] | None:
         return predict_tracks(input_path, output_path, models)
 
 

@@ -21,12 +21,12 @@ from dltk_video.datamodules import (
     TARGET_NAME,
     PoseBehaviorDataModule,
     Segment,
-    _parse_predict_options,
     expand_paths,
     frame_predictions,
 )
 from dltk_video.datasets import Session
 from dltk_video.features import FeatureConfig
+from dltk_video.options import FramePredictOptions
 from dltk_video.readers import bouts_to_frames, read_annotations
 from dltk_video.video import VIDEO_SUFFIXES, EncoderConfig, encode_video, video_info
 
@@ -144,18 +144,19 @@ class VideoBehaviorDataModule(PoseBehaviorDataModule):
         return info
 
     def predict_file(self, input_path: str, output_path: str, models: list[Any],
-                     options: list[str]) -> dict[str, int] | None:
-        return predict_video_file(input_path, output_path, models, options, self.prediction_min_bout(models))
+                     options: FramePredictOptions | None = None) -> dict[str, int] | None:
+        return predict_video_file(input_path, output_path, models, options or FramePredictOptions(),
+                                  self.prediction_min_bout(models))
 
 
-def predict_video_file(input_path: str, output_path: str, models: list[Any], options: list[str],
+def predict_video_file(input_path: str, output_path: str, models: list[Any], options: FramePredictOptions,
                        min_bout: int = 0) -> dict[str, int]:
     """Label every frame of a video with a video_behavior run (CSV + ethogram PNG beside it)."""
     from dltk.io import atomic_path
 
     from dltk_video.ethogram import ethogram
 
-    ns = _parse_predict_options(options)
+    ns = options
     path = Path(input_path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise DataError(path, f"this run predicts from video files ({', '.join(VIDEO_SUFFIXES)})")
@@ -176,7 +177,7 @@ def predict_video_file(input_path: str, output_path: str, models: list[Any], opt
     out = Path(output_path)
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
-    if not ns.no_plot:
+    if ns.plot:
         ethogram({"model": labels.astype(float)}, class_names, fps, out.with_suffix(".png"),
                  f"{path.name}: predicted behaviour", probabilities=probs)
     return {"frames": len(probs), "min_bout": min_bout}

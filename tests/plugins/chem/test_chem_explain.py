@@ -35,14 +35,7 @@ from rdkit.rdBase import BlockLogs  # noqa: E402
 from testutil import preserved_environ
 from dltk.cli import main  # noqa: E402
 from dltk.errors import ConfigError, DataError  # noqa: E402
-from dltk.loading import (  # noqa: E402
-    allowed_packages,
-    build_datamodule,
-    build_model,
-    checkpoint_path,
-    load_checkpoint,
-    read_run_config,
-)
+from dltk.run import Run  # noqa: E402
 from dltk_chem.explain import _Features, atom_attributions, attribute_many  # noqa: E402
 from dltk_chem.featurize import ECFP  # noqa: E402
 
@@ -105,9 +98,8 @@ def run(molecules: tuple[list, list], tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture(scope="module")
 def loaded(run: Path) -> tuple[object, object]:
     """The run's best model and a fresh datamodule, as ``dltk explain`` builds them."""
-    config = read_run_config(run)
-    model = build_model(config, load_checkpoint(checkpoint_path(run)), allowed_packages("dltk_chem"))
-    return model, build_datamodule(config, allowed_packages("dltk_chem"))
+    handle = Run.open(run)
+    return handle.model("best"), handle.datamodule()
 
 
 def _assert_png(path: Path) -> None:

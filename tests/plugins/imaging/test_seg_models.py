@@ -10,8 +10,11 @@ import pytest
 import tifffile
 import torch
 from dltk.errors import ConfigError
+from dltk.options import parse as parse_options
 from dltk_imaging.seg_datamodules import NucleiDataModule
-from dltk_imaging.seg_models import NucleiUNet, predict_folder, tiled_predict
+from dltk_imaging.seg_models import NucleiUNet, tiled_predict
+from dltk_imaging.options import NucleiPredictOptions
+from dltk_imaging.seg_predict import predict_folder
 from PIL import Image
 from torch import nn
 
@@ -134,7 +137,7 @@ def test_evaluate_run_and_predict_on_generated_folders(tmp_path: Path) -> None:
 
     (images / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "pred"
-    counts = predict_folder([model], images, out, ["--overlay"])
+    counts = predict_folder([model], images, out, parse_options(NucleiPredictOptions, ["--overlay"], "predict"))
     assert counts["images"] == 7 and counts["skipped"] == 1 and counts["segmented"] == 6
     labels = tifffile.imread(out / "img0_labels.tif")
     assert labels.shape == (64, 96) and labels.dtype == np.uint16
@@ -143,8 +146,8 @@ def test_evaluate_run_and_predict_on_generated_folders(tmp_path: Path) -> None:
         rows = list(csv.DictReader(fh))
     assert [r["file"] for r in rows][:2] == ["broken.png", "img0.tif"]
     assert "unreadable image" in rows[0]["error"] and rows[1]["nuclei"] == str(labels.max())
-    with pytest.raises(ConfigError, match="unknown nuclei predict option"):
-        predict_folder([model], images, out, ["--bogus"])
+    with pytest.raises(ConfigError, match="unknown option --bogus"):
+        parse_options(NucleiPredictOptions, ["--bogus"], "dltk predict (imaging/nuclei)")
 
 
 def test_large_nuclei_are_predicted_at_the_training_scale() -> None:
