@@ -149,6 +149,11 @@ def _lookup(by_flag: dict[str, OptionSpec], key: str, command: str) -> tuple[Opt
         return by_flag[norm], False
     if norm.startswith("--no-") and "--" + norm[5:] in by_flag and by_flag["--" + norm[5:]].kind == "bool":
         return by_flag["--" + norm[5:]], True
+    prefixed = [flag for flag in by_flag if flag.startswith(norm)]
+    if len(prefixed) == 1:  # a unique abbreviation, as argparse accepts (--output for --output-dir)
+        return by_flag[prefixed[0]], False
+    if len(prefixed) > 1:
+        raise ConfigError(f"{command}: option {key} is ambiguous: {', '.join(prefixed)}")
     import difflib
 
     close = difflib.get_close_matches(norm, list(by_flag), n=2)
