@@ -5,11 +5,13 @@ A datamodule whose inputs are rows of a table (SMILES, sequences, cells) streams
 (:func:`score_chunks`) and streams the rows into one CSV written atomically
 (:func:`write_prediction_table`). A datamodule whose inputs are whole files (image folders, slides,
 videos) does the whole prediction in :meth:`~dltk.base.BaseDataModule.predict_file`, with the
-options it declares in :attr:`~dltk.base.BaseDataModule.predict_options` already parsed by core.
+options it declares in :attr:`~dltk.base.BaseDataModule.predict_options` already parsed by core
+(a table plugin's declared options are passed to ``predict_chunks`` as keyword arguments).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,8 @@ def predict(run: Any, input_path: str, output_path: str, which: str | None = Non
         return counts
     if not Path(input_path).is_file():
         raise ConfigError(f"input is not a file: {input_path}")
+    if dataclasses.is_dataclass(options):  # a table plugin's declared options reach predict_chunks
+        kwargs = {**dataclasses.asdict(options), **kwargs}
     chunks = score_chunks(models, datamodule.predict_chunks(input_path, data_info=model.data_info, **kwargs))
     return write_prediction_table(Path(output_path), model, chunks, with_std=len(models) > 1)
 

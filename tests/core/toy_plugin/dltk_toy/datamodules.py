@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -12,6 +13,7 @@ from torch.utils.data import DataLoader
 from dltk.base import INPUT, TARGET, BaseDataModule, TensorDictDataset
 from dltk.data.splits import random_split
 from dltk.errors import DataError
+from dltk.options import option
 
 TASKS = ["alpha", "beta"]
 
@@ -36,6 +38,17 @@ def make_data(n_samples: int, n_features: int, noise: float, missing_fraction: f
 CLASSES = ["red", "green", "blue"]
 
 
+@dataclass
+class ToyPredictOptions:
+    """``dltk predict`` options of the toy plugin (declared; core parses them)."""
+
+    chunk_size: int = option(1000, "rows read per chunk")
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1:
+            raise ValueError(f"--chunk-size must be >= 1, got {self.chunk_size}")
+
+
 class ToyDataModule(BaseDataModule):
     """Synthetic data: 2 tasks (``alpha``, ``beta``), 60/20/20 random split.
 
@@ -51,6 +64,8 @@ class ToyDataModule(BaseDataModule):
         num_workers: DataLoader workers.
         split_seed: seed of the split.
     """
+
+    predict_options = ToyPredictOptions
 
     def __init__(self, n_samples: int = 600, n_features: int = 8, noise: float = 0.3,
                  missing_fraction: float = 0.15, data_seed: int = 0,
@@ -99,6 +114,7 @@ class ToyDataModule(BaseDataModule):
         columns = [f"x{i}" for i in range(n_features)]
         try:
             reader = pd.read_csv(path, chunksize=chunk_size, dtype=str, keep_default_na=False)
+            offset = 0
             for chunk in reader:
                 missing = [c for c in columns if c not in chunk.columns]
                 if missing:
@@ -106,7 +122,7 @@ class ToyDataModule(BaseDataModule):
                 values = chunk[columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
                 ok = np.isfinite(values).all(axis=1)
                 records = pd.DataFrame({
-                    "id": chunk["id"].to_numpy() if "id" in chunk else np.arange(len(chunk)) + 1,
+                    "id": chunk["id"].to_numpy() if "id" in chunk else np.arange(len(chunk)) + offset + 1,
                     "error": np.where(ok, "", "missing or non-numeric feature")})
                 loader = None
                 if ok.any():
@@ -114,6 +130,7 @@ class ToyDataModule(BaseDataModule):
                     y = np.full((int(ok.sum()), width), np.nan, dtype=np.float32)
                     loader = DataLoader(TensorDictDataset(**{INPUT: values[ok], TARGET: y}),
                                         batch_size=self.batch_size, shuffle=False)
+                offset += len(chunk)
                 yield records, loader
         except pd.errors.EmptyDataError:
             raise DataError(path, "file is empty") from None
