@@ -199,8 +199,11 @@ def masked_loss(output: Tensor, target: Tensor, task_type: TaskType,
     return loss[mask].mean()
 
 
-class BaseTask(L.LightningModule):
+class BaseModel(L.LightningModule):
     """A multitask model trained with a masked loss, validated and tested with masked metrics.
+
+    (Formerly ``BaseTask``; that name still imports. In the glossary a *task* is one predicted
+    label column, a *preset* the named configuration, and the *model* this LightningModule.)
 
     Subclasses implement :meth:`configure_models` (build layers from ``self.data_info``) and
     :meth:`forward` (batch dict -> raw outputs of shape ``(batch, num_tasks)``: logits for
@@ -302,7 +305,7 @@ class BaseTask(L.LightningModule):
                                            plot_dir / "confusion_matrix.png", title)]
         return [plots.parity(target, preds, self.task_names, plot_dir / "parity.png", title)]
 
-    def evaluate_run(self, datamodule: BaseDataModule, models: list[BaseTask],
+    def evaluate_run(self, datamodule: BaseDataModule, models: list[BaseModel],
                      run_dir: Path | None) -> dict[str, float] | None:
         """Escape hatch: evaluate the test split entirely in the plugin (e.g. tiled segmentation).
 
@@ -438,3 +441,7 @@ class BaseTask(L.LightningModule):
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=mode, factor=0.5, patience=3)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": key}}
         return opt
+
+
+BaseTask = BaseModel
+"""The former name of :class:`BaseModel`, kept so that existing plugins import unchanged."""

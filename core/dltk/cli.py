@@ -87,7 +87,8 @@ def _plugin_verbs(sub: Any) -> None:
                                                     "(spec, classes, model:NAME, preset:TASK)")
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `dltk` argument parser (the docs generate the CLI reference from it)."""
     parser = argparse.ArgumentParser(prog="dltk", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"dltk {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -237,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("DLTK_DEBUG"))
     args = [a for a in args if a != "--debug"]
-    parser = _parser()
+    parser = build_parser()
     ns: argparse.Namespace | None = None
     rest: list[str] = []
     if args and args[0] == "train":

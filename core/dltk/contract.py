@@ -9,7 +9,7 @@ For a plugin ``P`` the checks are:
     (``dltk plugins`` must stay light).
 ``classes``
     every datamodule in ``spec.datamodules`` subclasses :class:`dltk.base.BaseDataModule`, every
-    model in ``spec.models`` subclasses :class:`dltk.base.BaseTask`.
+    model in ``spec.models`` subclasses :class:`dltk.base.BaseModel`.
 ``model:<name>``
     each model class has a classmethod ``example() -> (init kwargs, data_info, batch)``;
     ``cls(**kwargs, data_info=data_info)`` builds quickly, ``training_step(batch, 0)`` returns a
@@ -180,11 +180,11 @@ def _import(target: str, package: str) -> type:
 
 
 def check_classes(spec: Any) -> str:
-    from dltk.base import BaseDataModule, BaseTask
+    from dltk.base import BaseDataModule, BaseModel
 
     assert spec.models, "spec.models is empty: register every model class"
     assert spec.datamodules, "spec.datamodules is empty: register every datamodule class"
-    for kind, table, base in (("datamodule", spec.datamodules, BaseDataModule), ("model", spec.models, BaseTask)):
+    for kind, table, base in (("datamodule", spec.datamodules, BaseDataModule), ("model", spec.models, BaseModel)):
         for key, target in table.items():
             cls = _import(target, spec.package)
             assert isinstance(cls, type) and issubclass(cls, base), \

@@ -1,7 +1,7 @@
 """:class:`DataInfo`: what a datamodule tells a model about its data.
 
 A datamodule builds it in :meth:`dltk.base.BaseDataModule.data_info`; core hands it to
-:meth:`dltk.base.BaseTask.bind`, which stores it (as a plain dict) in the model's
+:meth:`dltk.base.BaseModel.bind`, which stores it (as a plain dict) in the model's
 hyper-parameters, so a checkpoint rebuilds its model without the training data. The fields core
 reads are typed attributes; everything a plugin adds (input sizes, feature recipes, normaliser
 statistics) goes through :meth:`~dltk.base.BaseDataModule.extra_info` into :attr:`DataInfo.extra`.

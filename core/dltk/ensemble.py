@@ -15,7 +15,7 @@ from typing import Any
 from dltk import rundir
 from dltk.config_errors import value_from_configs
 from dltk.io import read_json, write_json
-from dltk.plugin import PluginSpec, TaskSpec
+from dltk.plugin import PluginSpec, PresetSpec
 
 
 def strip_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
@@ -46,7 +46,7 @@ def _train_members(argv: list[str], k_total: int, base_seed: int, run_dir: Path,
     return members
 
 
-def train_ensemble(argv: list[str], ns: argparse.Namespace, plugin: PluginSpec, task: TaskSpec,
+def train_ensemble(argv: list[str], ns: argparse.Namespace, plugin: PluginSpec, task: PresetSpec,
                    run_dir: Path, train: Callable[[list[str]], Any]) -> Path:
     """Train ``ns.ensemble`` members into ``run_dir`` with ``train`` (``dltk.train.train``: one
     ordinary run per member) and test their average."""

@@ -2,7 +2,7 @@
 
 Used at the end of ``dltk train`` (the best checkpoint), by ``dltk test`` (nothing written), by
 ``--ensemble`` runs (the members' average) and by ``dltk combine`` (the standard outputs). The
-work is done through the evaluation hooks of :class:`dltk.base.BaseTask` and
+work is done through the evaluation hooks of :class:`dltk.base.BaseModel` and
 :class:`dltk.base.BaseDataModule`, so a plugin changes what is measured or written without
 touching this module.
 """
@@ -17,10 +17,10 @@ import numpy as np
 
 from dltk.inference import ensemble_inference
 from dltk.io import atomic_path, write_json
-from dltk.plugin import PluginSpec, TaskSpec
+from dltk.plugin import PluginSpec, PresetSpec
 
 
-def evaluate(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: Any, model: Any,
+def evaluate(run_dir: Path, plugin: PluginSpec, preset: PresetSpec, datamodule: Any, model: Any,
              write: bool = True) -> dict[str, float]:
     """Test ``model`` (or the average of a list of models) on the datamodule's test split; write
     predictions, metrics and plots (through the model's and datamodule's evaluation hooks)."""
@@ -34,14 +34,14 @@ def evaluate(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: Any,
         preds, std, target = ensemble_inference(models, datamodule.test_dataloader())
         values = model.test_metrics(preds, target)
         if write:
-            write_test_outputs(run_dir, f"{plugin.name} / {task.name}: test", datamodule, model, preds, std,
+            write_test_outputs(run_dir, f"{plugin.name} / {preset.name}: test", datamodule, model, preds, std,
                                target)
     metrics = {f"test/{k}": v for k, v in values.items()}
     if write:
         write_json(run_dir / "metrics.json", metrics)
         plots.learning_curves(run_dir / "logs" / "metrics.csv", run_dir / "plots" / "learning_curves.png",
                               f"val/{model.primary_metric[0]}", model.primary_metric[1])
-    print_summary(metrics, model, task)
+    print_summary(metrics, model, preset)
     return metrics
 
 
@@ -64,7 +64,7 @@ def write_test_outputs(run_dir: Path, title: str, datamodule: Any, model: Any, p
     datamodule.test_artifacts(run_dir, preds, target)
 
 
-def finish_run(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: Any, model: Any,
+def finish_run(run_dir: Path, plugin: PluginSpec, preset: PresetSpec, datamodule: Any, model: Any,
                ckpt: Path) -> dict[str, float]:
     """Load the best checkpoint's weights (weights_only) into ``model`` and test it."""
     from dltk.loading import load_checkpoint
@@ -72,15 +72,15 @@ def finish_run(run_dir: Path, plugin: PluginSpec, task: TaskSpec, datamodule: An
     state = load_checkpoint(ckpt)
     model.load_state_dict(state["state_dict"])
     print(f"dltk: testing best checkpoint {ckpt.name} (epoch {state.get('epoch')})")
-    return evaluate(run_dir, plugin, task, datamodule, model)
+    return evaluate(run_dir, plugin, preset, datamodule, model)
 
 
-def print_summary(metrics: dict[str, float], model: Any, task: TaskSpec) -> None:
+def print_summary(metrics: dict[str, float], model: Any, preset: PresetSpec) -> None:
     """Test table with published references beside ours: per task (per class for multiclass)."""
     primary = model.primary_metric[0]
     per_key = "f1" if model.task_type == "multiclass" else primary.split("/")[0]
     names = list(model.class_names or []) if model.task_type == "multiclass" else list(model.task_names)
-    refs = [r for r in task.references if r.metric in (primary, per_key)]
+    refs = [r for r in preset.references if r.metric in (primary, per_key)]
     headers = ["task" if model.task_type != "multiclass" else "class", f"test {per_key}"] + [r.name for r in refs]
     rows = []
     shown = names if len(names) <= 24 else names[:20]

@@ -1,6 +1,6 @@
 """Batched inference on one device, shared by core's evaluation and plugins' own loops.
 
-A model is any :class:`dltk.base.BaseTask`; its ``predict_step`` returns post-processed outputs
+A model is any :class:`dltk.base.BaseModel`; its ``predict_step`` returns post-processed outputs
 (probabilities or values in the target's units). Several models (an ensemble) are averaged and
 their spread returned as an uncertainty.
 """

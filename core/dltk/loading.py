@@ -2,7 +2,7 @@
 
 Checkpoints are loaded with ``torch.load(weights_only=True)``: a checkpoint can carry tensors and
 plain containers, never code. ``class_path`` values are imported only through the run's
-:class:`~dltk.allowlist.AllowList`, and must name a :class:`~dltk.base.BaseTask` (model) or
+:class:`~dltk.allowlist.AllowList`, and must name a :class:`~dltk.base.BaseModel` (model) or
 :class:`~dltk.base.BaseDataModule` (data) subclass. :class:`dltk.run.Run` is the public way to
 open a run; these are its building blocks.
 """
@@ -48,14 +48,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def _component(config: dict[str, Any], key: str, allow: AllowList) -> type:
     """The ``model``/``data`` class of a run config, checked against the allow-list and the base."""
-    from dltk.base import BaseDataModule, BaseTask
+    from dltk.base import BaseDataModule, BaseModel
 
     section = config.get(key) or {}
     class_path = section.get("class_path") if isinstance(section, dict) else None
     if not isinstance(class_path, str):
         raise ConfigError(f"run config has no {key}.class_path")
     cls = allow.import_class(class_path, f"{key}.class_path")
-    base = BaseTask if key == "model" else BaseDataModule
+    base = BaseModel if key == "model" else BaseDataModule
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ConfigError(f"{key}.class_path {class_path!r} is not a dltk {base.__name__} subclass")
     return cls

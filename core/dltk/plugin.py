@@ -9,7 +9,7 @@ time)::
 
 The spec names everything by string (``"package.module:Class"``) so that ``dltk plugins`` can list
 plugins, tasks and their health without importing torch or the plugin's dependencies. The classes
-themselves subclass :class:`dltk.base.BaseDataModule` and :class:`dltk.base.BaseTask`.
+themselves subclass :class:`dltk.base.BaseDataModule` and :class:`dltk.base.BaseModel`.
 
 Note: "plugin" here means a dltk domain pack. Lightning's own "plugins" (precision, checkpoint IO)
 are a different thing and are configured through ``--trainer.plugins`` as usual.
@@ -66,8 +66,12 @@ class Reference:
 
 
 @dataclass(frozen=True)
-class TaskSpec:
+class PresetSpec:
     """A named preset: dataset + model + metrics + trainer defaults, as a YAML config.
+
+    Chosen on the command line with ``--task NAME`` (or ``--preset NAME``) and recorded as ``task:``
+    in a run's ``config.yaml``: the flag and the key keep their historical name. (A *task* in the
+    glossary is one predicted label column; see docs/architecture.md.)
 
     Args:
         name: lower_snake name used with ``--task``.
@@ -81,6 +85,10 @@ class TaskSpec:
     summary: str
     config: str
     references: tuple[Reference, ...] = ()
+
+
+TaskSpec = PresetSpec
+"""The former name of :class:`PresetSpec`, kept so that existing plugins import unchanged."""
 
 
 @dataclass(frozen=True)
@@ -126,9 +134,10 @@ class PluginSpec:
         summary: one line.
         package: the plugin's import package, e.g. ``"dltk_chem"``. Config ``class_path`` values
             must come from this package or from ``dltk``.
-        tasks: the plugin's task presets; the first one is the default task.
+        tasks: the plugin's presets (:class:`PresetSpec`); the first one is the default. (The field
+            keeps its historical name.)
         datamodules: name -> ``"module:Class"`` of each :class:`~dltk.base.BaseDataModule`.
-        models: name -> ``"module:Class"`` of each :class:`~dltk.base.BaseTask`.
+        models: name -> ``"module:Class"`` of each :class:`~dltk.base.BaseModel`.
         requires: packages needed at run time (checked, never imported, by ``dltk plugins``).
         install_hint: how to install what ``requires`` lists.
         benchmarks: published protocols reproduced by ``dltk benchmark``.
@@ -140,7 +149,7 @@ class PluginSpec:
     name: str
     summary: str
     package: str
-    tasks: tuple[TaskSpec, ...]
+    tasks: tuple[PresetSpec, ...]
     datamodules: dict[str, str] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
     requires: tuple[Requirement, ...] = ()
@@ -152,8 +161,8 @@ class PluginSpec:
     def default_task(self) -> str:
         return self.tasks[0].name
 
-    def task(self, name: str | None) -> TaskSpec:
-        """The task called ``name`` (the default task when None); a ConfigError lists the choices."""
+    def task(self, name: str | None) -> PresetSpec:
+        """The preset called ``name`` (the default preset when None); a ConfigError lists the choices."""
         from dltk.errors import ConfigError
 
         if name is None:
@@ -162,9 +171,12 @@ class PluginSpec:
             if task.name == name:
                 return task
         choices = ", ".join(t.name for t in self.tasks)
-        raise ConfigError(f"plugin {self.name!r} has no task {name!r}; choose one of: {choices}")
+        raise ConfigError(f"plugin {self.name!r} has no preset (--task) {name!r}; choose one of: {choices}")
 
-    def config_path(self, task: TaskSpec) -> Path:
+    preset = task
+    """The preset called ``name`` (same as :meth:`task`)."""
+
+    def config_path(self, task: PresetSpec) -> Path:
         """Filesystem path of a task's preset YAML inside the installed plugin package."""
         return Path(str(resources.files(self.package).joinpath(task.config)))
 

@@ -33,7 +33,7 @@ from dltk import rundir
 from dltk.allowlist import AllowList
 from dltk.errors import ConfigError
 from dltk.loading import build_datamodule, build_model, checkpoint_path, load_checkpoint, read_run_config
-from dltk.plugin import PluginSpec, TaskSpec
+from dltk.plugin import PluginSpec, PresetSpec
 
 Which = Literal["best", "last"]
 COMBINE_FILE = "combine.json"
@@ -53,7 +53,7 @@ class Run:
 
     kind = "single"
 
-    def __init__(self, path: Path, config: dict[str, Any], plugin: PluginSpec, preset: TaskSpec) -> None:
+    def __init__(self, path: Path, config: dict[str, Any], plugin: PluginSpec, preset: PresetSpec) -> None:
         self.dir = path
         self.config = config
         self.plugin = plugin

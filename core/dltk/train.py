@@ -23,13 +23,13 @@ from dltk.config_errors import config_error, value_from_configs
 from dltk.discovery import get_plugin
 from dltk.errors import ConfigError, DltkUserError
 from dltk.io import write_json, write_text
-from dltk.plugin import PluginSpec, TaskSpec
+from dltk.plugin import PluginSpec, PresetSpec
 
 
 def _preparser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dltk train", add_help=False)
     p.add_argument("--plugin")
-    p.add_argument("--task")
+    p.add_argument("--task", "--preset", dest="task")
     p.add_argument("--config", "-c", action="append", default=[])
     p.add_argument("--seed", type=int)
     p.add_argument("--run-dir")
@@ -47,7 +47,7 @@ class Request:
     ns: argparse.Namespace
     rest: list[str]
     plugin: PluginSpec
-    task: TaskSpec
+    task: PresetSpec
     preset: Path
     resume_ckpt: Path | None = None
     resume_epoch: int = 0
@@ -121,7 +121,7 @@ def _cli_args(req: Request) -> list[str]:
 
 def _build_cli(req: Request) -> Any:
     """Parse and instantiate (data, model, trainer); None after --help / --print-config."""
-    from dltk.base import BaseDataModule, BaseTask
+    from dltk.base import BaseDataModule, BaseModel
     from dltk.trainer_cli import RUN_DIR_ENV, DltkCLI, is_rank_zero, quiet_lightning
 
     inherited = os.environ.get(RUN_DIR_ENV) if not is_rank_zero() else None
@@ -130,7 +130,7 @@ def _build_cli(req: Request) -> Any:
     quiet_lightning()
     try:
         return DltkCLI(
-            model_class=BaseTask, datamodule_class=BaseDataModule,
+            model_class=BaseModel, datamodule_class=BaseDataModule,
             subclass_mode_model=True, subclass_mode_data=True,
             save_config_callback=None, seed_everything_default=0, run=False, args=_cli_args(req),
             parser_kwargs={"default_config_files": [str(req.preset)], "exit_on_error": False, "prog": "dltk train"},
@@ -235,7 +235,7 @@ TRAIN_HELP = """usage: dltk train --plugin NAME [--task NAME] [--config FILE.yam
 Train a plugin's preset, keep the best checkpoint on validation, test it, write a run directory.
 
   --plugin NAME       plugin to use (see `dltk plugins`)
-  --task NAME         the plugin's preset (default: its first)
+  --task NAME         the plugin's preset (default: its first); --preset NAME is the same
   --config FILE       YAML config applied on top of the preset (repeatable); a run's config.yaml
                       reproduces that run
   --seed N            global seed (default 0)

@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from dltk import rundir
 from dltk.errors import ConfigError
-from dltk.plugin import PluginSpec, TaskSpec
+from dltk.plugin import PluginSpec, PresetSpec
 from dltk.progress import EpochLine, wants_epoch_lines
 from dltk.resilience import AtomicCheckpointIO, FaultInjection, RngState, set_aside_metrics_log
 
@@ -68,7 +68,7 @@ class DltkCLI(LightningCLI):
         default_dir: ``run_dir`` is the default name: claim the next free one.
     """
 
-    def __init__(self, *args: Any, plugin: PluginSpec, task: TaskSpec, run_dir: Path,
+    def __init__(self, *args: Any, plugin: PluginSpec, task: PresetSpec, run_dir: Path,
                  resume: bool = False, resume_epoch: int = 0, default_dir: bool = False, **kwargs: Any) -> None:
         self.dltk_plugin, self.dltk_task, self.dltk_run_dir = plugin, task, run_dir
         self.dltk_resume, self.dltk_resume_epoch, self.dltk_default_dir = resume, resume_epoch, default_dir

@@ -73,13 +73,13 @@ def cli_markdown() -> str:
     import os
 
     os.environ.setdefault("COLUMNS", "100")
-    from dltk.cli import _parser
-    from dltk.runner import TRAIN_HELP
+    from dltk.cli import build_parser
+    from dltk.train import TRAIN_HELP
 
-    parser = _parser()
+    parser = build_parser()
     intro = ("Generated from the `dltk` argument parser when the site is built (`docs/_hooks/dltk_docs.py`), "
              "so it always matches the installed version. `dltk train` options beyond these come from the "
-             "task preset: `dltk train --plugin NAME --help` lists every one of them.")
+             "preset: `dltk train --plugin NAME --help` lists every one of them.")
     parts = ["# Command line reference", "", intro, "",
              "## dltk", "", "```text", _help(parser), "```", ""]
     for name, sub in _subparsers(parser).items():

@@ -73,7 +73,7 @@ def test_unknown_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
     choices = ", ".join(t.name for t in plugin.tasks)
     assert "tox21_challenge, " in choices and "csv" in choices
-    assert err == f"dltk: error: plugin 'chem' has no task 'tox22'; choose one of: {choices}\n"
+    assert err == f"dltk: error: plugin 'chem' has no preset (--task) 'tox22'; choose one of: {choices}\n"
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(DltkUserError):
         main(["--debug", "train", "--plugin", "chem", "--task", "tox22"])
