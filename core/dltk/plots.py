@@ -33,15 +33,21 @@ def save_figure(fig: plt.Figure, path: Path, dpi: int = 110) -> Path:
 _save = save_figure
 
 
+def _panels(n: int, width: float, height: float) -> tuple[Any, Any]:
+    """A figure with a grid of ``n`` panels of ``width`` x ``height`` inches (spare cells hidden)."""
+    rows, cols = _grid(n)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
 def _binary_panels(y_true: np.ndarray, y_prob: np.ndarray, task_names: list[str], path: Path, title: str,
                    draw: Callable[[Any, np.ndarray, np.ndarray], str], labels: tuple[str, str],
                    ylim: float = 1.0) -> Path:
     """One panel per task over its labelled samples; ``draw(ax, t, p)`` plots a curve and returns
     the score text for the panel title (with counts)."""
-    rows, cols = _grid(len(task_names))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
-    for ax in axes.flat[len(task_names):]:
-        ax.axis("off")
+    fig, axes = _panels(len(task_names), 3.2, 3.0)
     for j, (task, ax) in enumerate(zip(task_names, axes.flat)):
         mask = ~np.isnan(y_true[:, j])
         t, p = y_true[mask, j], y_prob[mask, j]
@@ -121,10 +127,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[s
 def parity(y_true: np.ndarray, y_pred: np.ndarray, task_names: list[str], path: Path,
            title: str = "") -> Path:
     """Predicted vs measured per task, with RMSE in each title."""
-    rows, cols = _grid(len(task_names))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.2 * rows), squeeze=False)
-    for ax in axes.flat[len(task_names):]:
-        ax.axis("off")
+    fig, axes = _panels(len(task_names), 3.4, 3.2)
     for j, (task, ax) in enumerate(zip(task_names, axes.flat)):
         mask = ~np.isnan(y_true[:, j])
         t, p = y_true[mask, j], y_pred[mask, j]

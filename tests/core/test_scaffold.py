@@ -106,7 +106,7 @@ def test_scaffold_own_tests_pass(demo_env: PluginEnv, demo_dir: Path) -> None:
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:dltk", "-p", "dltk.testing"]
     proc = subprocess.run(args, cwd=demo_dir, env=demo_env.environ(), capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert re.search(r"\b3 passed\b", proc.stdout), proc.stdout[-1000:]
+    assert re.search(r"\b4 passed\b", proc.stdout), proc.stdout[-1000:]
 
 
 def test_check_reports_each_broken_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
