@@ -107,7 +107,9 @@ def _plugins(as_json: bool) -> int:
         import json
 
         print(json.dumps({name: {"version": info.version, "status": info.status,
-                                 "tasks": [t.name for t in info.spec.tasks] if info.spec else []}
+                                 "tasks": [t.name for t in info.spec.tasks] if info.spec else [],
+                                 "optional": {r.module: r.is_installed() for r in info.spec.optional}
+                                 if info.spec else {}}
                           for name, info in plugins.items()}, indent=2))
         return 0
     if not plugins:
@@ -120,6 +122,9 @@ def _plugins(as_json: bool) -> int:
             for i, task in enumerate(info.spec.tasks):
                 default = " (default)" if i == 0 else ""
                 print(f"  - {task.name}{default}: {task.summary}")
+            for req in info.spec.optional:
+                state = "installed" if req.is_installed() else f"not installed: pip install {req.pip_name}"
+                print(f"  optional {req.module} ({state}): {req.purpose}")
     return 0
 
 
