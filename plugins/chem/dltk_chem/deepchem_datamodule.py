@@ -122,8 +122,15 @@ class DeepChemDataModule(MoleculeDataModule):
 
     @classmethod
     def contract_overrides(cls, tmp_dir: Path) -> list[str]:
-        """Not a preset's datamodule: nothing to shrink."""
-        return []
+        """Plugin contract runs: a generated 96-row DiskDataset (2 tasks that depend on the bits)."""
+        rng = np.random.default_rng(0)
+        X = (rng.random((96, 32)) < 0.3).astype(np.float32)
+        y = np.stack([X[:, :3].max(axis=1), X[:, 3:5].max(axis=1)], axis=1)
+        w = np.ones_like(y)
+        w[::7, 1] = 0
+        path = write_disk_dataset(Path(tmp_dir) / "deepchem-dataset", X, y, w, [f"m{i}" for i in range(96)],
+                                  ["a", "b"])
+        return ["--data.path", str(path), "--data.batch_size", "16"]
 
 
 def _part_ids(dm: Any, part: str, n: int) -> list[str]:

@@ -151,6 +151,9 @@ plugin = PluginSpec(
                  _ESOL_TASK_REFERENCES),
         TaskSpec("csv", "any SMILES CSV: --data.path FILE --data.smiles_column COL --data.target_columns A,B",
                  "configs/csv.yaml"),
+        TaskSpec("deepchem_dataset", "a DeepChem DiskDataset directory or saved NumpyDataset (.npz): --data.path "
+                 "DIR [--data.valid_path DIR --data.test_path DIR]; w == 0 is a missing label",
+                 "configs/deepchem_dataset.yaml"),
         TaskSpec("csv_dmpnn", "any SMILES CSV with a directed message-passing network (chemprop D-MPNN): "
                  "--data.path FILE --data.target_columns A,B", "configs/csv_dmpnn.yaml"),
     ),
