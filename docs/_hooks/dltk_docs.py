@@ -74,7 +74,7 @@ def cli_markdown() -> str:
 
     os.environ.setdefault("COLUMNS", "100")
     from dltk.cli import _parser
-    from dltk.runner import TRAIN_HELP
+    from dltk.train import TRAIN_HELP
 
     parser = _parser()
     intro = ("Generated from the `dltk` argument parser when the site is built (`docs/_hooks/dltk_docs.py`), "

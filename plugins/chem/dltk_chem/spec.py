@@ -28,6 +28,9 @@ _TOX21_CHALLENGE_ALL_REFERENCES = TOX21_CHALLENGE_REFERENCES + (
     Reference("XGBoost", _LEADERBOARD, "auroc", {"mean": 0.823}),
     Reference("GROVER", _LEADERBOARD, "auroc", {"mean": 0.822}),
     Reference("GIN", _LEADERBOARD, "auroc", {"mean": 0.810}))
+_DEEPCHEM_IN_DLTK = Reference(
+    "DeepChem MultitaskClassifier, trained by dltk", "measured by dltk benchmark tox21_challenge_deepchem, this "
+    "repo (docs/results/tox21_challenge_deepchem.json; 3 seeds, 0.756 +- 0.004)", "auroc", {"mean": 0.756})
 _TOX21_CHALLENGE_PROTOCOL = (
     "Train on the NCATS training set (11,764 records) + leaderboard (296); validation = 10% of those "
     "records grouped by structure (split seed 0, the same for every model seed); test on the final set "
@@ -66,7 +69,7 @@ BENCHMARKS = (
         "tox21_challenge", "Tox21 Data Challenge 2014, 647-compound final set (DeepTox protocol): the "
         "equal-weight average of the fingerprint network and the D-MPNN",
         task="tox21_challenge", metric="auroc", combine=("tox21_challenge_mlp", "tox21_challenge_dmpnn"),
-        references=_TOX21_CHALLENGE_ALL_REFERENCES,
+        references=_TOX21_CHALLENGE_ALL_REFERENCES + (_DEEPCHEM_IN_DLTK,),
         protocol=_TOX21_CHALLENGE_PROTOCOL + "For each seed, the fingerprint network "
                  "(tox21_challenge_mlp) and the D-MPNN (tox21_challenge_dmpnn) of that seed are trained, and "
                  "their final-set probabilities averaged with equal weights (`dltk combine`): no weight is "
