@@ -107,9 +107,13 @@ def _plugins(as_json: bool) -> int:
     if as_json:
         import json
 
-        print(json.dumps({name: {"version": info.version, "status": info.status,
-                                 "tasks": [t.name for t in info.spec.tasks] if info.spec else []}
-                          for name, info in plugins.items()}, indent=2))
+        listing = {name: {"version": info.version, "status": info.status,
+                          "tasks": [t.name for t in info.spec.tasks] if info.spec else []}
+                   for name, info in plugins.items()}
+        for name, info in plugins.items():  # optional capabilities, only for plugins that declare some
+            if info.spec is not None and info.spec.optional:
+                listing[name]["optional"] = {r.module: r.is_installed() for r in info.spec.optional}
+        print(json.dumps(listing, indent=2))
         return 0
     if not plugins:
         print("no dltk plugins installed (pip install 'dltk[chem]' for the chem plugin)")
@@ -121,6 +125,9 @@ def _plugins(as_json: bool) -> int:
             for i, task in enumerate(info.spec.tasks):
                 default = " (default)" if i == 0 else ""
                 print(f"  - {task.name}{default}: {task.summary}")
+            for req in info.spec.optional:
+                state = "installed" if req.is_installed() else f"not installed: pip install {req.pip_name}"
+                print(f"  optional {req.module} ({state}): {req.purpose}")
     return 0
 
 

@@ -32,10 +32,12 @@ class Requirement:
     Args:
         module: the import name checked with :func:`importlib.util.find_spec` (never imported).
         package: the name to ``pip install``.
+        purpose: what it enables, for an optional requirement (shown by ``dltk plugins``).
     """
 
     module: str
     package: str | None = None
+    purpose: str = ""
 
     @property
     def pip_name(self) -> str:
@@ -141,6 +143,8 @@ class PluginSpec:
         requires: packages needed at run time (checked, never imported, by ``dltk plugins``).
         install_hint: how to install what ``requires`` lists.
         benchmarks: published protocols reproduced by ``dltk benchmark``.
+        optional: packages that enable extra capabilities when installed (e.g. another library's
+            featurizers); checked like ``requires``, never imported, and listed by ``dltk plugins``.
         explainer: ``"module:function"`` called by ``dltk explain --run DIR [options]`` as
             ``function(run_dir, model, datamodule, argv) -> list[Path]``; it parses its own options
             from ``argv`` and returns the files it wrote (e.g. attribution PNGs).
@@ -156,6 +160,7 @@ class PluginSpec:
     install_hint: str = ""
     benchmarks: tuple[BenchmarkSpec, ...] = ()
     explainer: str | None = None
+    optional: tuple[Requirement, ...] = ()
 
     @property
     def default_task(self) -> str:

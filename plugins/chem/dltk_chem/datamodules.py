@@ -28,6 +28,7 @@ from dltk.base import INPUT, TARGET, BaseDataModule, TensorDictDataset
 from dltk.data.splits import group_split, random_split
 from dltk.errors import ConfigError, DataError
 from dltk_chem import datasets
+from dltk_chem.deepchem_features import deepchem_blocks
 from dltk_chem.featurize import (
     ECFP,
     MACCS,
@@ -85,14 +86,15 @@ class MoleculeDataModule(BaseDataModule):
         self.store = store
         self.store_chunk = max(1, int(store_chunk))
         names = [f.strip() for f in features.split("+") if f.strip()]
-        unknown = [f for f in names if f not in FEATURES]
+        dc_blocks = deepchem_blocks(names)  # hook: deepchem:Name(...) blocks (dltk_chem.deepchem_features)
+        unknown = [f for f in names if f not in FEATURES and f not in dc_blocks]
         if unknown or not names:
             raise ConfigError(f"data.features: unknown feature block(s) {unknown or [features]}; "
-                              f"choose from {', '.join(FEATURES)} joined by '+'")
+                              f"choose from {', '.join(FEATURES)} or deepchem:Name(...) joined by '+'")
         self.features = "+".join(names)
         self.featurizer = ECFP(radius=radius, n_bits=n_bits, counts=counts)
         self.blocks: dict[str, Any] = {"ecfp": self.featurizer, "maccs": MACCS(), "rdkit2d": None}
-        self.blocks = {name: self.blocks[name] for name in names}
+        self.blocks = {name: dc_blocks[name] if name in dc_blocks else self.blocks[name] for name in names}
         if "rdkit2d" in self.blocks:
             self.blocks["rdkit2d"] = RDKitDescriptors()
         self.scaler: DescriptorScaler | None = None
@@ -335,12 +337,15 @@ class MoleculeNetTox21DataModule(MoleculeDataModule):
     """MoleculeNet's Tox21 csv (duplicates merged by canonical SMILES, conflicting labels dropped).
 
     Args:
-        split: ``random`` or ``scaffold`` (Bemis-Murcko, balanced as in chemprop), 80/10/10, seeded.
+        split: ``random`` or ``scaffold`` (Bemis-Murcko, balanced as in chemprop), 80/10/10, seeded;
+            or a DeepChem splitter, ``deepchem:ScaffoldSplitter`` (see :mod:`dltk_chem.deepchem_splits`).
         **kwargs: see :class:`MoleculeDataModule`.
     """
 
-    def __init__(self, split: Literal["random", "scaffold"] = "random", **kwargs: Any) -> None:
+    def __init__(self, split: str = "random", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if split not in ("random", "scaffold") and not split.startswith("deepchem:"):
+            raise ConfigError(f"data.split: {split!r}; choose random, scaffold or deepchem:NameSplitter")
         self.split = split
 
     def full_table(self) -> datasets.MolTable:
@@ -350,7 +355,11 @@ class MoleculeNetTox21DataModule(MoleculeDataModule):
 
     def load_tables(self) -> tuple[datasets.MolTable, datasets.MolTable, datasets.MolTable]:
         table = self.full_table()
-        if self.split == "scaffold":
+        if self.split.startswith("deepchem:"):  # hook: DeepChem splitters (dltk_chem.deepchem_splits)
+            from dltk_chem.deepchem_splits import split_indices
+
+            parts = split_indices(self.split, table.smiles, table.y, (0.8, 0.1, 0.1), seed=self.split_seed)
+        elif self.split == "scaffold":
             parts = datasets.scaffold_split(table.smiles, (0.8, 0.1, 0.1), seed=self.split_seed)
         else:
             parts = random_split(len(table), (0.8, 0.1, 0.1), seed=self.split_seed)
