@@ -44,7 +44,7 @@ CASES = [
     Case("unknown-plugin", lambda ctx: ["train", "--plugin", "chemistry", *TRAIN_TAIL],
          ("unknown plugin 'chemistry'", "chem")),
     Case("unknown-task", lambda ctx: ["train", "--plugin", "chem", "--task", "tox22", *TRAIN_TAIL],
-         ("no task 'tox22'", "tox21_challenge")),
+         ("no preset (--task) 'tox22'", "tox21_challenge")),
     Case("unknown-config-key", lambda ctx: ["train", "--plugin", "chem", "--model.hiden_dim", "64", *TRAIN_TAIL],
          ("model.hiden_dim", "hidden_dim"), plugin="chem"),
     Case("wrong-type-value", lambda ctx: ["train", "--plugin", "chem", "--data.batch_size", "many", *TRAIN_TAIL],

@@ -247,7 +247,7 @@ def test_test_and_predict_bad_paths(toy_run: Path, tmp_path: Path, command: list
     (["--plugin", "toy", "--trainer.max_epochs", "abc"], ["trainer.max_epochs", "abc"]),
     (["--plugin", "toy", "--data.batch_size", "1.5"], ["data.batch_size", "1.5"]),
     (["--plugin", "toy", "--model.optimizer", "rmsprop"], ["model.optimizer", "rmsprop"]),
-    (["--plugin", "toy", "--task", "nope"], ["no task 'nope'", "toy, toy_regression, toy_multiclass"]),
+    (["--plugin", "toy", "--task", "nope"], ["no preset (--task) 'nope'", "toy, toy_regression, toy_multiclass"]),
     (["--plugin", "nope"], ["unknown plugin 'nope'", "toy"]),
     ([], ["--plugin"]),
     (["--plugin", "toy", "--config", "{tmp}/missing.yaml"], ["missing.yaml"]),

@@ -9,7 +9,7 @@ Out: :func:`export_disk_datasets` writes a dltk run's train/validation/test spli
 that ``dc.data.DiskDataset(path)`` opens, so DeepChem code can use exactly the same split.
 
 Safety: DeepChem 2.8.0 writes ``tasks.json``, ``metadata.csv.gzip`` (plain CSV) and one ``.npy``
-per array and shard, and reads the shards with ``np.load(allow_pickle=True)``; an ``ids`` shard of
+per array and shard, and reads the shards with ``np.load`` allowing pickles; an ``ids`` shard of
 Python strings is a pickled object array. This module reads the metadata with pandas' CSV reader and
 every shard with ``np.load(allow_pickle=False)``: an ``ids`` shard that would need unpickling is
 not read (rows are then named ``<shard file>:<row>``), and the pre-2.4 ``metadata.joblib`` format
