@@ -27,7 +27,6 @@ from torch.utils.data import DataLoader
 from dltk.base import INPUT, TARGET, BaseDataModule, TensorDictDataset
 from dltk.data.splits import group_split, random_split
 from dltk.errors import ConfigError, DataError
-from dltk_chem import datasets
 from dltk_chem.deepchem_features import deepchem_blocks
 from dltk_chem.featurize import (
     ECFP,
@@ -38,6 +37,11 @@ from dltk_chem.featurize import (
     featurize_cached,
     make_pool,
 )
+from dltk_chem.moleculenet import load_esol, load_tox21_moleculenet
+from dltk_chem.smiles_files import load_smiles_csv, read_smiles_file
+from dltk_chem.splits import scaffold_split
+from dltk_chem.tables import MolTable, canonical_smiles, infer_task_type, merge_duplicates
+from dltk_chem.tox21_challenge import load_tox21_challenge
 
 log = logging.getLogger("dltk.chem")
 
@@ -102,7 +106,7 @@ class MoleculeDataModule(BaseDataModule):
         self._pos_fraction: list[float] = []
         self._target_stats: tuple[list[float], list[float]] | None = None
 
-    def load_tables(self) -> tuple[datasets.MolTable, datasets.MolTable, datasets.MolTable]:
+    def load_tables(self) -> tuple[MolTable, MolTable, MolTable]:
         """Return the (train, validation, test) tables."""
         raise NotImplementedError
 
@@ -140,7 +144,7 @@ class MoleculeDataModule(BaseDataModule):
                 columns.append(X.astype(np.float32))
         return np.concatenate(columns, axis=1) if len(columns) > 1 else columns[0]
 
-    def _featurize(self, table: datasets.MolTable, part: str) -> tuple[dict[str, np.ndarray], datasets.MolTable]:
+    def _featurize(self, table: MolTable, part: str) -> tuple[dict[str, np.ndarray], MolTable]:
         raw, valid = self._raw_blocks(table.smiles)
         if not valid.any():  # before the warning below: a user error is one line on stderr
             raise DataError(table.source, f"no valid SMILES among {len(table)} rows ({part} split)")
@@ -181,7 +185,7 @@ class MoleculeDataModule(BaseDataModule):
         sizes = {p: len(t) for p, (_, t) in parts.items()}
         log.info("splits: %s; %d tasks (%s)", sizes, len(self.task_names), self.task_type)
 
-    def _load_to_store(self, tables: dict[str, datasets.MolTable]) -> dict[str, tuple[Any, datasets.MolTable]]:
+    def _load_to_store(self, tables: dict[str, MolTable]) -> dict[str, tuple[Any, MolTable]]:
         """Featurize each split chunk by chunk straight into an HDF5 store under the cache, so the
         feature matrix never has to fit in memory; training then reads batches from disk. A store
         is keyed by the SMILES, labels, feature settings and descriptor scaler, and reused."""
@@ -196,7 +200,7 @@ class MoleculeDataModule(BaseDataModule):
             self.scaler = DescriptorScaler.fit(desc[ok])
         settings = {"features": self.features, "ecfp": self.featurizer.settings(),
                     "scaler": self.scaler.state() if self.scaler else None}
-        parts: dict[str, tuple[Any, datasets.MolTable]] = {}
+        parts: dict[str, tuple[Any, MolTable]] = {}
         pool = make_pool(self.n_jobs)
         try:
             for part, table in tables.items():
@@ -247,7 +251,7 @@ class MoleculeDataModule(BaseDataModule):
             self._target_stats = (mean.round(6).tolist(), np.where(std > 0, std, 1.0).round(6).tolist())
 
     def resolve_task_type(self, y: np.ndarray) -> Literal["classification", "regression"]:
-        return datasets.infer_task_type(y)
+        return infer_task_type(y)
 
     def extra_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"in_features": self.n_features, "features": self.features,
@@ -280,7 +284,7 @@ class MoleculeDataModule(BaseDataModule):
         n_tasks = len((data_info or {}).get("task_names", self.task_names)) or 1
         pool = make_pool(self.n_jobs)
         try:
-            for chunk in datasets.read_smiles_file(path, smiles_column=smiles_column, chunk_size=chunk_size):
+            for chunk in read_smiles_file(path, smiles_column=smiles_column, chunk_size=chunk_size):
                 lines = [c[0] for c in chunk]
                 smiles = [c[1] for c in chunk]
                 ids = [c[2] for c in chunk]
@@ -323,12 +327,12 @@ class Tox21ChallengeDataModule(MoleculeDataModule):
         super().__init__(**kwargs)
         self.val_fraction = val_fraction
 
-    def load_tables(self) -> tuple[datasets.MolTable, datasets.MolTable, datasets.MolTable]:
-        sets = datasets.load_tox21_challenge()
+    def load_tables(self) -> tuple[MolTable, MolTable, MolTable]:
+        sets = load_tox21_challenge()
         train, board = sets["train"], sets["leaderboard"]
-        pool = datasets.MolTable(train.smiles + board.smiles, train.ids + board.ids,
+        pool = MolTable(train.smiles + board.smiles, train.ids + board.ids,
                                  np.concatenate([train.y, board.y]), list(train.tasks), "tox21 train+leaderboard")
-        groups = [datasets.canonical_smiles(s, isomeric=False) or f"invalid:{i}" for i, s in enumerate(pool.smiles)]
+        groups = [canonical_smiles(s, isomeric=False) or f"invalid:{i}" for i, s in enumerate(pool.smiles)]
         tr, va = group_split(groups, (1 - self.val_fraction, self.val_fraction), seed=self.split_seed)
         return pool.subset(np.sort(tr)), pool.subset(np.sort(va)), sets["final"]
 
@@ -348,19 +352,19 @@ class MoleculeNetTox21DataModule(MoleculeDataModule):
             raise ConfigError(f"data.split: {split!r}; choose random, scaffold or deepchem:NameSplitter")
         self.split = split
 
-    def full_table(self) -> datasets.MolTable:
-        table, report = datasets.load_tox21_moleculenet()
+    def full_table(self) -> MolTable:
+        table, report = load_tox21_moleculenet()
         log.info("MoleculeNet Tox21: %s", report)
         return table
 
-    def load_tables(self) -> tuple[datasets.MolTable, datasets.MolTable, datasets.MolTable]:
+    def load_tables(self) -> tuple[MolTable, MolTable, MolTable]:
         table = self.full_table()
         if self.split.startswith("deepchem:"):  # hook: DeepChem splitters (dltk_chem.deepchem_splits)
             from dltk_chem.deepchem_splits import split_indices
 
             parts = split_indices(self.split, table.smiles, table.y, (0.8, 0.1, 0.1), seed=self.split_seed)
         elif self.split == "scaffold":
-            parts = datasets.scaffold_split(table.smiles, (0.8, 0.1, 0.1), seed=self.split_seed)
+            parts = scaffold_split(table.smiles, (0.8, 0.1, 0.1), seed=self.split_seed)
         else:
             parts = random_split(len(table), (0.8, 0.1, 0.1), seed=self.split_seed)
         return tuple(table.subset(np.sort(p)) for p in parts)  # type: ignore[return-value]
@@ -369,8 +373,8 @@ class MoleculeNetTox21DataModule(MoleculeDataModule):
 class ESOLDataModule(MoleculeNetTox21DataModule):
     """ESOL (Delaney) aqueous solubility, log mol/L; regression."""
 
-    def full_table(self) -> datasets.MolTable:
-        return datasets.load_esol()
+    def full_table(self) -> MolTable:
+        return load_esol()
 
 
 class SmilesCsvDataModule(MoleculeNetTox21DataModule):
@@ -404,11 +408,11 @@ class SmilesCsvDataModule(MoleculeNetTox21DataModule):
         self.id_column = id_column
         self.requested_task_type = task_type
 
-    def full_table(self) -> datasets.MolTable:
+    def full_table(self) -> MolTable:
         if not self.path:
             raise DataError(None, "the csv task needs --data.path FILE.csv")
-        raw = datasets.load_smiles_csv(self.path, self.smiles_column, self.target_columns, self.id_column)
-        table, report = datasets.merge_duplicates(raw, average_real_values=True)
+        raw = load_smiles_csv(self.path, self.smiles_column, self.target_columns, self.id_column)
+        table, report = merge_duplicates(raw, average_real_values=True)
         if report["n_duplicate_rows"]:
             conflicts = (f"; {report['n_conflicts']} conflicting label(s) dropped (first: {report['first_conflict']})"
                          if report["n_conflicts"] else "")
@@ -420,7 +424,7 @@ class SmilesCsvDataModule(MoleculeNetTox21DataModule):
 
     def resolve_task_type(self, y: np.ndarray) -> Literal["classification", "regression"]:
         if self.requested_task_type == "auto":
-            return datasets.infer_task_type(y)
+            return infer_task_type(y)
         if self.requested_task_type == "classification":
             bad = ~np.isnan(y) & (y != 0) & (y != 1)
             if bad.any():

@@ -28,9 +28,9 @@ import pandas as pd
 from dltk.base import INPUT, TARGET, TensorDictDataset
 from dltk.data.splits import random_split
 from dltk.errors import ConfigError
-from dltk_chem import datasets
 from dltk_chem.datamodules import MoleculeDataModule
 from dltk_chem.deepchem_data import DeepChemArrays, read_dataset, write_disk_dataset
+from dltk_chem.tables import infer_task_type
 
 log = logging.getLogger("dltk.chem")
 
@@ -103,7 +103,7 @@ class DeepChemDataModule(MoleculeDataModule):
 
     def resolve_task_type(self, y: np.ndarray) -> Literal["classification", "regression"]:
         if self.requested_task_type == "auto":
-            return datasets.infer_task_type(y)
+            return infer_task_type(y)
         return self.requested_task_type
 
     def extra_info(self) -> dict[str, Any]:

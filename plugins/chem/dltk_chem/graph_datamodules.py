@@ -24,10 +24,12 @@ import pandas as pd
 from torch.utils.data import DataLoader, Dataset
 
 from dltk.errors import ConfigError, DataError
-from dltk_chem import datasets, graph
+from dltk_chem import graph
 from dltk_chem.datamodules import (ESOLDataModule, MoleculeNetTox21DataModule, SmilesCsvDataModule,
                                    Tox21ChallengeDataModule)
 from dltk_chem.featurize import DescriptorScaler, RDKitDescriptors, featurize, featurize_cached
+from dltk_chem.smiles_files import read_smiles_file
+from dltk_chem.tables import MolTable
 
 log = logging.getLogger("dltk.chem")
 
@@ -74,8 +76,8 @@ class GraphMixin:
         self._descriptors = RDKitDescriptors() if mol_features == "rdkit2d" else None
 
     # -- load -------------------------------------------------------------------------------
-    def _featurize_part(self, table: datasets.MolTable, part: str
-                        ) -> tuple[graph.MolGraphs, np.ndarray | None, datasets.MolTable]:
+    def _featurize_part(self, table: MolTable, part: str
+                        ) -> tuple[graph.MolGraphs, np.ndarray | None, MolTable]:
         graphs = graph.featurize_graphs(table.smiles, n_jobs=self.n_jobs)
         valid = graphs.valid
         errors = list(graphs.errors)
@@ -163,7 +165,7 @@ class GraphMixin:
         if mol_features == "rdkit2d" and scaler is None:
             raise ConfigError("the model uses rdkit2d molecule features but has no descriptor scaler")
         n_tasks = len(info.get("task_names", self.task_names)) or 1
-        for chunk in datasets.read_smiles_file(path, smiles_column=smiles_column, chunk_size=chunk_size):
+        for chunk in read_smiles_file(path, smiles_column=smiles_column, chunk_size=chunk_size):
             lines = [c[0] for c in chunk]
             smiles = [c[1] for c in chunk]
             ids = [c[2] for c in chunk]
