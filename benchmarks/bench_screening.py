@@ -312,33 +312,34 @@ def stage_breakdown(run: Path, path: Path, n: int, work: Path) -> dict[str, Any]
     import pandas as pd
 
     import dltk.inference as inference
-    import dltk_chem.datamodules as datamodules
+    import dltk_chem.fingerprints as fingerprints
+    import dltk_chem.molecule_datamodule as molecule_datamodule
     from dltk import verbs
     from dltk.base import BaseTask
 
     timer = StageTimer()
-    timer.wrap_generator(datamodules, "read_smiles_file", "read input file")
-    timer.wrap(datamodules, "featurize", "ECFP featurization (pool per chunk)")
-    timer.wrap(datamodules.MoleculeDataModule, "_assemble", "assemble float32 features")
+    timer.wrap_generator(molecule_datamodule, "read_smiles_file", "read input file")
+    timer.wrap(fingerprints, "featurize", "ECFP featurization (pool per chunk)")
+    timer.wrap(fingerprints.Fingerprints, "assemble", "assemble float32 features")
     timer.wrap(inference, "run_inference", "inference: DataLoader + model")
     timer.wrap(BaseTask, "predict_step", "  of which model forward")
     timer.wrap(pd.DataFrame, "to_csv", "write CSV")
     rss_per_chunk: list[float] = []
-    original_chunks = datamodules.MoleculeDataModule.predict_chunks
+    original_chunks = molecule_datamodule.MoleculeDataModule.predict_chunks
 
     def chunks(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
         for item in original_chunks(self, *args, **kwargs):
             rss_per_chunk.append(round(self_rss_mb()[0]))
             yield item
 
-    datamodules.MoleculeDataModule.predict_chunks = chunks  # type: ignore[method-assign]
+    molecule_datamodule.MoleculeDataModule.predict_chunks = chunks  # type: ignore[method-assign]
     try:
         t0, c0 = time.perf_counter(), cpu_seconds()
         with contextlib.redirect_stdout(open(os.devnull, "w")):
             verbs.predict(str(run), str(path), str(work / "pred_stages.csv"))
         total, total_cpu = time.perf_counter() - t0, cpu_seconds() - c0
     finally:
-        datamodules.MoleculeDataModule.predict_chunks = original_chunks  # type: ignore[method-assign]
+        molecule_datamodule.MoleculeDataModule.predict_chunks = original_chunks  # type: ignore[method-assign]
         timer.undo()
     order = [s for s in timer.order if s in timer.seconds]
     inner, outer = "  of which model forward", "inference: DataLoader + model"
