@@ -37,7 +37,7 @@ import pandas as pd
 
 def write_split(work: Path) -> tuple[dict[str, Path], list[str], dict[str, int]]:
     from dltk_chem.datamodules import Tox21ChallengeDataModule
-    from dltk_chem.datasets import canonical_smiles
+    from dltk_chem.tables import canonical_smiles
 
     train, val, final = Tox21ChallengeDataModule().load_tables()
     paths, dropped = {}, {}

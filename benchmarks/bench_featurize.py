@@ -1,7 +1,7 @@
 """ECFP featurization throughput of ``dltk_chem.featurize`` against RDKit itself and DeepChem.
 
 All variants fingerprint the same SMILES (default: the first 10,000 rows of MoleculeNet
-``muv.csv.gz``, fetched through ``dltk_chem.datasets.FILES["muv"]``, i.e. from ``$DLTK_DATA_DIR``
+``muv.csv.gz``, fetched through ``dltk_chem.files.FILES["muv"]``, i.e. from ``$DLTK_DATA_DIR``
 when set; or ``--smiles-file``) as ECFP radius 2, 2,048 bits:
 
 * ``dltk featurize n_jobs=1`` / ``n_jobs=2``: :func:`dltk_chem.featurize.featurize` with a fresh
@@ -50,7 +50,8 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem import rdFingerprintGenerator
 
 from dltk.data import fetch
-from dltk_chem.datasets import FILES, read_smiles_file
+from dltk_chem.files import FILES
+from dltk_chem.smiles_files import read_smiles_file
 from dltk_chem.featurize import ECFP, MIN_PARALLEL, featurize, featurize_cached
 
 RADIUS = 2

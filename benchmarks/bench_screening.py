@@ -4,7 +4,7 @@
    --data.features ecfp --trainer.max_epochs 2`` (the preset's ECFP4 log-counts, 2,048 bits, one
    hidden layer of 512, 12 Tox21 tasks), trained in a subprocess; or an existing run (``--run``).
 2. Inputs: the first 10,000 and all 93,127 records of ``muv.csv.gz`` (fetched through
-   ``dltk_chem.datasets.FILES["muv"]``, i.e. ``$DLTK_DATA_DIR`` first), written as ``.smi`` files.
+   ``dltk_chem.files.FILES["muv"]``, i.e. ``$DLTK_DATA_DIR`` first), written as ``.smi`` files.
 3. Timings, interleaved round-robin over ``--repeats`` (median reported):
 
    * ``in-process``: the in-process :func:`dltk.verbs.predict` (imports and a warm-up run done
@@ -206,7 +206,8 @@ def train_model(work: Path, epochs: int) -> tuple[Path, dict[str, Any]]:
 
 def write_inputs(work: Path) -> dict[str, tuple[Path, int]]:
     from dltk.data import fetch
-    from dltk_chem.datasets import FILES, read_smiles_file
+    from dltk_chem.files import FILES
+    from dltk_chem.smiles_files import read_smiles_file
 
     source = fetch(FILES["muv"])
     paths = {"1": work / "muv_1.smi", "10k": work / "muv_10k.smi", "all": work / "muv_all.smi"}
@@ -311,34 +312,34 @@ def stage_breakdown(run: Path, path: Path, n: int, work: Path) -> dict[str, Any]
     import pandas as pd
 
     import dltk.inference as inference
-    import dltk_chem.datamodules as datamodules
+    import dltk_chem.fingerprints as fingerprints
+    import dltk_chem.molecule_datamodule as molecule_datamodule
     from dltk import verbs
-    import dltk_chem.datasets as datasets
     from dltk.base import BaseTask
 
     timer = StageTimer()
-    timer.wrap_generator(datasets, "read_smiles_file", "read input file")
-    timer.wrap(datamodules, "featurize", "ECFP featurization (pool per chunk)")
-    timer.wrap(datamodules.MoleculeDataModule, "_assemble", "assemble float32 features")
+    timer.wrap_generator(molecule_datamodule, "read_smiles_file", "read input file")
+    timer.wrap(fingerprints, "featurize", "ECFP featurization (pool per chunk)")
+    timer.wrap(fingerprints.Fingerprints, "assemble", "assemble float32 features")
     timer.wrap(inference, "run_inference", "inference: DataLoader + model")
     timer.wrap(BaseTask, "predict_step", "  of which model forward")
     timer.wrap(pd.DataFrame, "to_csv", "write CSV")
     rss_per_chunk: list[float] = []
-    original_chunks = datamodules.MoleculeDataModule.predict_chunks
+    original_chunks = molecule_datamodule.MoleculeDataModule.predict_chunks
 
     def chunks(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
         for item in original_chunks(self, *args, **kwargs):
             rss_per_chunk.append(round(self_rss_mb()[0]))
             yield item
 
-    datamodules.MoleculeDataModule.predict_chunks = chunks  # type: ignore[method-assign]
+    molecule_datamodule.MoleculeDataModule.predict_chunks = chunks  # type: ignore[method-assign]
     try:
         t0, c0 = time.perf_counter(), cpu_seconds()
         with contextlib.redirect_stdout(open(os.devnull, "w")):
             verbs.predict(str(run), str(path), str(work / "pred_stages.csv"))
         total, total_cpu = time.perf_counter() - t0, cpu_seconds() - c0
     finally:
-        datamodules.MoleculeDataModule.predict_chunks = original_chunks  # type: ignore[method-assign]
+        molecule_datamodule.MoleculeDataModule.predict_chunks = original_chunks  # type: ignore[method-assign]
         timer.undo()
     order = [s for s in timer.order if s in timer.seconds]
     inner, outer = "  of which model forward", "inference: DataLoader + model"
@@ -401,7 +402,7 @@ def experiments(run: Path, smi_10k: Path, repeats: int) -> dict[str, Any]:
 
     from dltk.base import INPUT, TARGET, TensorDictDataset
     from dltk.inference import run_inference
-    from dltk_chem.datasets import read_smiles_file
+    from dltk_chem.smiles_files import read_smiles_file
     from dltk_chem.featurize import CHUNK_SIZE, featurize
 
     model, datamodule = _load(run)
@@ -493,7 +494,7 @@ def prototype_predict(run: str, input_path: str, output_path: str, jobs: int = 2
 
     from dltk.base import INPUT
     from dltk.io import atomic_path
-    from dltk_chem.datasets import read_smiles_file
+    from dltk_chem.smiles_files import read_smiles_file
 
     model, _ = _load(Path(run))
     if model.data_info.get("features") != "ecfp":

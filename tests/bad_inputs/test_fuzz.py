@@ -34,7 +34,7 @@ def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
 @given(text=csv_text)
 def test_training_csv_reader(tmp_path: Path, text: str) -> None:
     pytest.importorskip("rdkit")
-    from dltk_chem.datasets import load_smiles_csv
+    from dltk_chem.smiles_files import load_smiles_csv
 
     path = _write(tmp_path, "fuzz.csv", text)
     try:
@@ -51,7 +51,7 @@ def test_training_csv_reader(tmp_path: Path, text: str) -> None:
 @given(content=st.one_of(csv_text, raw_bytes), suffix=st.sampled_from([".csv", ".smi", ".tsv"]))
 def test_prediction_stream_reader(tmp_path: Path, content: str | bytes, suffix: str) -> None:
     pytest.importorskip("rdkit")
-    from dltk_chem.datasets import read_smiles_file
+    from dltk_chem.smiles_files import read_smiles_file
 
     path = _write(tmp_path, f"fuzz{suffix}", content)
     try:
@@ -69,7 +69,7 @@ def test_prediction_stream_reader(tmp_path: Path, content: str | bytes, suffix: 
 @given(smiles=st.text(max_size=60))
 def test_smiles_parsing_never_crashes(smiles: str) -> None:
     pytest.importorskip("rdkit")
-    from dltk_chem.datasets import canonical_smiles
+    from dltk_chem.tables import canonical_smiles
 
     result = canonical_smiles(smiles)
     assert result is None or isinstance(result, str)

@@ -28,9 +28,9 @@ import pandas as pd
 from dltk.base import INPUT, TARGET, TensorDictDataset
 from dltk.data.splits import random_split
 from dltk.errors import ConfigError
-from dltk_chem import datasets
-from dltk_chem.datamodules import MoleculeDataModule
+from dltk_chem.datamodules import FingerprintDataModule
 from dltk_chem.deepchem_data import DeepChemArrays, read_dataset, write_disk_dataset
+from dltk_chem.tables import infer_task_type
 
 log = logging.getLogger("dltk.chem")
 
@@ -38,7 +38,7 @@ PARTS = ("train", "val", "test")
 DEEPCHEM_NAMES = {"train": "train", "val": "valid", "test": "test"}
 
 
-class DeepChemDataModule(MoleculeDataModule):
+class DeepChemDataModule(FingerprintDataModule):
     """A DeepChem ``DiskDataset`` directory or saved ``NumpyDataset`` (``.npz``) as a dltk datamodule.
 
     ``X`` is used as it is (DeepChem already featurized it); ``w == 0`` marks a missing label.
@@ -87,9 +87,10 @@ class DeepChemDataModule(MoleculeDataModule):
         if len(set(widths.values())) != 1 or len(set(tasks.values())) != 1:
             raise ConfigError(f"the datasets differ in feature width {widths} or tasks {tasks}")
         self.in_features = widths["train"]
-        if self.features_given and self.n_features != self.in_features:
-            raise ConfigError(f"data.features {self.features} gives {self.n_features} values, the dataset's X "
-                              f"has {self.in_features}")
+        fingerprints = self.representation
+        if self.features_given and fingerprints.n_features != self.in_features:
+            raise ConfigError(f"data.features {fingerprints.features} gives {fingerprints.n_features} values, "
+                              f"the dataset's X has {self.in_features}")
         self.dropped = {p: 0 for p in parts}
         self.task_names = list(parts["train"].tasks)
         self.task_type = self.resolve_task_type(parts["train"].y)
@@ -103,19 +104,21 @@ class DeepChemDataModule(MoleculeDataModule):
 
     def resolve_task_type(self, y: np.ndarray) -> Literal["classification", "regression"]:
         if self.requested_task_type == "auto":
-            return datasets.infer_task_type(y)
+            return infer_task_type(y)
         return self.requested_task_type
 
     def extra_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"in_features": self.in_features, "features": self.features if self.features_given
-                                else "", "ecfp": self.featurizer.settings()}
+        fingerprints = self.representation
+        info: dict[str, Any] = {"in_features": self.in_features,
+                                "features": fingerprints.features if self.features_given else "",
+                                "ecfp": fingerprints.featurizer.settings()}
         info.update(self.label_info())
         return info
 
     def predict_chunks(self, path: str, data_info: dict[str, Any] | None = None,
                        **kwargs: Any) -> Iterator[tuple[pd.DataFrame, Any]]:
         """SMILES files, featurized with ``features`` (which must have been given for training)."""
-        if not (data_info or {}).get("features", self.features if self.features_given else ""):
+        if not (data_info or {}).get("features", self.representation.features if self.features_given else ""):
             raise ConfigError("this run was trained on a DeepChem dataset without --data.features; dltk cannot "
                               "featurize new SMILES the same way (retrain with --data.features set)")
         return super().predict_chunks(path, data_info=data_info, **kwargs)
@@ -142,7 +145,7 @@ def _part_ids(dm: Any, part: str, n: int) -> list[str]:
 
     table = dict(zip(PARTS, dm.load_tables(), strict=True))[part]
     valid = np.ones(len(table), dtype=bool)
-    for block in dm.blocks.values():
+    for block in dm.representation.blocks.values():
         valid &= featurize_cached(block, table.smiles, n_jobs=dm.n_jobs)[1]
     ids = [str(table.ids[i]) for i in np.flatnonzero(valid)]
     if len(ids) != n:
@@ -166,7 +169,7 @@ def export_disk_datasets(run_dir: str | Path, output: str | Path) -> dict[str, P
     from dltk.run import Run
 
     dm = Run.open(run_dir).datamodule()
-    if not isinstance(dm, MoleculeDataModule):
+    if not isinstance(dm, FingerprintDataModule):
         raise ConfigError(f"{run_dir}: export needs a fingerprint run (data {type(dm).__name__})")
     dm.setup()
     out: dict[str, Path] = {}

@@ -1,11 +1,10 @@
-"""The chem plugin's declaration: light (imports only dltk.plugin), read by `dltk plugins`."""
+"""The chem plugin's declaration: light (imports only dltk.plugin and the file registry), read by
+`dltk plugins`."""
 
 from __future__ import annotations
 
 from dltk.plugin import BenchmarkSpec, PluginSpec, Reference, Requirement, TaskSpec
-
-TOX21_ASSAYS = ("NR-AhR", "NR-AR", "NR-AR-LBD", "NR-Aromatase", "NR-ER", "NR-ER-LBD", "NR-PPAR-gamma",
-                "SR-ARE", "SR-ATAD5", "SR-HSE", "SR-MMP", "SR-p53")
+from dltk_chem.files import TOX21_ASSAYS
 
 _DEEPTOX = (0.928, 0.807, 0.850, 0.834, 0.793, 0.815, 0.839, 0.841, 0.793, 0.858, 0.941, 0.862)
 _LEADERBOARD = "JKU Tox21 leaderboard snapshot (arXiv:2511.14744)"

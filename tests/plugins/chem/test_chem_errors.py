@@ -22,7 +22,8 @@ pytest.importorskip("rdkit")
 from testutil import preserved_environ
 from dltk.cli import main  # noqa: E402
 from dltk.errors import DltkUserError  # noqa: E402
-from dltk_chem.datasets import ESOL_TARGET, FILES  # noqa: E402
+from dltk_chem.files import FILES  # noqa: E402
+from dltk_chem.moleculenet import ESOL_TARGET  # noqa: E402
 
 VALID = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "CCCl", "OCC(O)CO", "CC(C)O", "c1ccncc1", "CCOC(=O)C",
          "NC(=O)N", "CC#N", "C1CCCCC1"]

@@ -234,7 +234,7 @@ def esol_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = Path(os.environ["DLTK_DATA_DIR"])
     if not (root / "MANIFEST.md").is_file():
         pytest.skip(f"real data mirror not found at {root}")
-    from dltk_chem.datasets import load_esol
+    from dltk_chem.moleculenet import load_esol
 
     table = load_esol()
     rows = pd.DataFrame({"smiles": table.smiles[:150], "logS": table.y[:150, 0]})

@@ -15,7 +15,8 @@ from testutil import preserved_environ  # noqa: E402
 
 from dltk.cli import main  # noqa: E402
 from dltk.data import cache_dir, fetch  # noqa: E402
-from dltk_chem.datasets import ESOL_TARGET, FILES  # noqa: E402
+from dltk_chem.files import FILES  # noqa: E402
+from dltk_chem.moleculenet import ESOL_TARGET  # noqa: E402
 
 
 def test_hdf5_store_training_equals_memory(data_root: Path, tmp_path: Path) -> None:

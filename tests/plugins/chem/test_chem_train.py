@@ -23,7 +23,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
 from testutil import preserved_environ
 from dltk.cli import main  # noqa: E402
-from dltk_chem.datasets import TOX21_ASSAYS, load_tox21_challenge  # noqa: E402
+from dltk_chem.files import TOX21_ASSAYS  # noqa: E402
+from dltk_chem.tox21_challenge import load_tox21_challenge  # noqa: E402
 
 MIN_MEAN_AUROC = 0.70  # chance: 0.5
 MIN_ASSAY_AUROC = 0.55

@@ -12,20 +12,12 @@ pytest.importorskip("rdkit")
 
 from dltk.data import RemoteFile, fetch  # noqa: E402
 from dltk.errors import ChecksumError, DataError  # noqa: E402
-from dltk_chem.datasets import (  # noqa: E402
-    FILES,
-    TOX21_ASSAYS,
-    MolTable,
-    canonical_smiles,
-    infer_task_type,
-    load_esol,
-    load_smiles_csv,
-    load_tox21_challenge,
-    load_tox21_moleculenet,
-    murcko_scaffold,
-    read_smiles_file,
-    scaffold_split,
-)
+from dltk_chem.files import FILES, TOX21_ASSAYS  # noqa: E402
+from dltk_chem.moleculenet import load_esol, load_tox21_moleculenet  # noqa: E402
+from dltk_chem.smiles_files import load_smiles_csv, read_smiles_file  # noqa: E402
+from dltk_chem.splits import murcko_scaffold, scaffold_split  # noqa: E402
+from dltk_chem.tables import MolTable, canonical_smiles, infer_task_type  # noqa: E402
+from dltk_chem.tox21_challenge import load_tox21_challenge  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from rdkit.rdBase import BlockLogs  # noqa: E402
 
 from dltk.data import cache_dir  # noqa: E402
 from dltk_chem import featurize as fz  # noqa: E402
-from dltk_chem.datasets import load_tox21_challenge  # noqa: E402
+from dltk_chem.tox21_challenge import load_tox21_challenge  # noqa: E402
 from dltk_chem.featurize import ECFP, cache_key, featurize, featurize_cached  # noqa: E402
 
 
