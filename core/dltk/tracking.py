@@ -85,13 +85,13 @@ class Tracking:
 
     def logger(self, run_dir: Path, plugin: str, preset: str) -> Any:
         """Lightning's MLFlowLogger for one run directory."""
-        from lightning.pytorch.loggers import MLFlowLogger
+        from dltk.mlflow_logger import DltkMLFlowLogger
 
         self.experiment_id(plugin, preset)
         tags = {"dltk.run_dir": str(run_dir.resolve()), "dltk.plugin": plugin, "dltk.preset": preset}
         if self.parent_run_id:
             tags["mlflow.parentRunId"] = self.parent_run_id
-        return MLFlowLogger(experiment_name=self.experiment_name(plugin, preset), run_name=run_dir.name,
+        return DltkMLFlowLogger(experiment_name=self.experiment_name(plugin, preset), run_name=run_dir.name,
                             tracking_uri=tracking_uri(self.uri), tags=tags)
 
     def parent_run(self, plugin: str, preset: str, name: str, params: dict[str, Any]) -> str:
