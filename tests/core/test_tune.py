@@ -196,3 +196,32 @@ def test_postgresql_storage(toy_plugin: PluginEnv, tmp_path: Path) -> None:
         _assert_exact(_study(out, storage=url), 5, out)
     finally:
         subprocess.run([pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+
+
+BUILT_IN = [("chem", "tox21_challenge"), ("genomics", "tf_binding"), ("imaging", "cell_phenotype"),
+            ("video", "pose_behavior")]
+
+
+@pytest.mark.parametrize(("plugin", "preset"), BUILT_IN)
+def test_built_in_presets_ship_a_space(plugin: str, preset: str) -> None:
+    from dltk.discovery import get_plugin
+    from dltk.tune.space import parse_space
+
+    spec = get_plugin(plugin).task(preset)
+    space = parse_space(dict(spec.space), preset)
+    assert len(space.params) >= 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("plugin", "preset"), BUILT_IN)
+def test_built_in_spaces_name_settings_of_their_preset(plugin: str, preset: str) -> None:
+    from dltk.discovery import get_plugin
+    from dltk.tune.command import resolved_settings
+    from dltk.tune.space import parse_space
+    from dltk.tune.worker import Context
+
+    space = parse_space(dict(get_plugin(plugin).task(preset).space), preset)
+    settings = resolved_settings(Context(plugin, preset, ["--plugin", plugin, "--task", preset], space, 1,
+                                         Path("unused"), "unused"))
+    space.check_keys(settings, preset)
+    assert space.preset_values(settings)  # trial 0 is the preset
