@@ -175,19 +175,40 @@ def test_killed_worker_then_resume_reaches_n(toy_env: PluginEnv, tmp_path: Path)
     assert [t.user_attrs["worker"] for t in failed] == [f"{socket.gethostname()}:{victim}"]
 
 
+def _as_server_user() -> list[str]:
+    """initdb refuses to run as root: as root, run the server as the ``postgres`` user."""
+    if os.geteuid() != 0:
+        return []
+    import pwd
+
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("running as root and there is no 'postgres' user for initdb")
+    if not shutil.which("runuser"):
+        pytest.skip("running as root without runuser")
+    return ["runuser", "-u", "postgres", "--"]
+
+
 @pytest.mark.slow
 def test_postgresql_storage(toy_plugin: PluginEnv, tmp_path: Path) -> None:
+    import pwd
+    import tempfile
+
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
     if not initdb or not pg_ctl:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found")
-    data, sock = tmp_path / "pg", tmp_path / "sock"
-    sock.mkdir()
-    subprocess.run([initdb, "-D", str(data), "-U", "dltk", "--auth=trust"], check=True, capture_output=True)
-    port = 55432 + os.getpid() % 1000
-    subprocess.run([pg_ctl, "-D", str(data), "-l", str(tmp_path / "pg.log"), "-w", "start", "-o",
-                    f"-p {port} -k {sock} -c listen_addresses=''"], check=True, capture_output=True)
+    prefix = _as_server_user()
+    server = Path(tempfile.mkdtemp(prefix="dltk-pg-"))
+    if prefix:
+        entry = pwd.getpwnam("postgres")
+        os.chown(server, entry.pw_uid, entry.pw_gid)
+    data, port = server / "data", 55432 + os.getpid() % 1000
+    subprocess.run([*prefix, initdb, "-D", str(data), "-U", "dltk", "--auth=trust"], check=True, capture_output=True)
+    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-l", str(server / "pg.log"), "-w", "start", "-o",
+                    f"-p {port} -k {server} -c listen_addresses=''"], check=True, capture_output=True)
     try:
-        url = f"postgresql+psycopg2://dltk@/postgres?host={sock}&port={port}"
+        url = f"postgresql+psycopg2://dltk@/postgres?host={server}&port={port}"
         out = tmp_path / "study"
         args = ["tune", "--plugin", "toy", "--trials", "4", "--output", str(out), "--storage", url,
                 "--trainer.max_epochs", "3", "--no-test"]
@@ -195,8 +216,8 @@ def test_postgresql_storage(toy_plugin: PluginEnv, tmp_path: Path) -> None:
         assert main(args[:4] + ["5"] + args[5:]) == 0  # the same study, one more trial: resumed
         _assert_exact(_study(out, storage=url), 5, out)
     finally:
-        subprocess.run([pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True)
-
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(server, ignore_errors=True)
 
 BUILT_IN = [("chem", "tox21_challenge"), ("genomics", "tf_binding"), ("imaging", "cell_phenotype"),
             ("video", "pose_behavior")]

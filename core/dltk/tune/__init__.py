@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", help="study directory (default tune-results/<plugin>-<preset>)")
     p.add_argument("--seed", type=int, help="sampler seed; also the training seed of every trial "
                                             "(default: the preset's)")
+    p.add_argument("--pruner", choices=["median", "none"], default="median",
+                   help="median: stop a trial whose validation metric is below the median of earlier trials "
+                        "at the same epoch (after a few trials and the first epoch); none: never prune")
     p.add_argument("--no-test", action="store_true", help="do not test the best trial at the end")
     p.add_argument("--logger", choices=["mlflow"], help="track the study in MLflow: one parent run, "
                                                         "every trial nested under it")

@@ -59,7 +59,7 @@ def context(ns: argparse.Namespace, rest: list[str]) -> Context:
     return Context(plugin.name, preset.name, base + list(rest), _space(ns, plugin, preset), ns.trials,
                    Path(ns.output or f"tune-results/{plugin.name}-{preset.name}"),
                    ns.study or f"{plugin.name}-{preset.name}", ns.storage, ns.seed or 0,
-                   time.time() + ns.timeout if ns.timeout else None, tracking)
+                   time.time() + ns.timeout if ns.timeout else None, tracking, pruner=ns.pruner)
 
 
 def resolved_settings(ctx: Context) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def _preset_trial(ctx: Context, storage: Any, settings: dict[str, Any]) -> Any:
                           f"validation split")
     direction = "maximize" if status.get("validation_mode", "max") == "max" else "minimize"
     study = optuna.create_study(study_name=ctx.study_name, storage=storage, direction=direction,
-                                sampler=optuna.samplers.TPESampler(seed=ctx.seed), pruner=make_pruner(ctx.n_trials))
+                                sampler=optuna.samplers.TPESampler(seed=ctx.seed), pruner=make_pruner(ctx.n_trials, ctx.pruner))
     for key, value in {"monitor": monitor, "plugin": ctx.plugin, "preset": ctx.preset,
                        "mlflow_parent_run_id": parent}.items():
         study.set_user_attr(key, value)

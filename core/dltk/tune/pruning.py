@@ -1,5 +1,5 @@
 """The per-epoch link between a training run and its Optuna trial: report the monitored validation
-metric, keep the trial's heartbeat (RDB storages) and stop a hopeless trial.
+metric and stop a hopeless trial.
 
 A pruned trial stops like an early-stopped run (``trainer.should_stop``), so its run directory is
 an ordinary finished run; :func:`dltk.tune.worker.run_trial` then tells Optuna it was pruned.
@@ -34,15 +34,7 @@ class TrialPruning(Callback):
         self.values[epoch] = float(value)
         if self.trial is None:
             return
-        self._heartbeat()
         self.trial.report(float(value), epoch)
         if self.trial.should_prune():
             self.pruned_at = epoch
             trainer.should_stop = True
-
-    def _heartbeat(self) -> None:
-        from optuna.storages._heartbeat import BaseHeartbeat
-
-        storage = self.trial.study._storage  # noqa: SLF001 - the trial's own storage
-        if isinstance(storage, BaseHeartbeat) and storage.is_heartbeat_enabled():
-            storage.record_heartbeat(self.trial._trial_id)  # noqa: SLF001

@@ -43,6 +43,7 @@ class Context:
     deadline: float | None = None
     tracking_args: list[str] = field(default_factory=list)
     parent_run_id: str | None = None
+    pruner: str = "median"
 
     def trial_dir(self, number: int) -> Path:
         return self.output / "trials" / f"trial-{number:04d}"
@@ -55,6 +56,7 @@ def open_storage(ctx: Context) -> Any:
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     if ctx.storage_url:
         try:
             return optuna.storages.RDBStorage(ctx.storage_url, heartbeat_interval=60, grace_period=180)
@@ -175,9 +177,13 @@ def _tell(study: Any, ctx: Context, trial: Any) -> str:
     import optuna
     from optuna.trial import TrialState
 
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
     values = ctx.space.suggest(trial)
     try:
-        value = run_trial(ctx, trial, values)
+        # what Study.optimize does: an RDB storage's heartbeat, recorded while the trial runs
+        with get_heartbeat_thread(trial._trial_id, study._storage):  # noqa: SLF001
+            value = run_trial(ctx, trial, values)
     except optuna.TrialPruned as exc:
         study.tell(trial, state=TrialState.PRUNED)
         return str(exc)
@@ -222,7 +228,7 @@ def work(ctx: Context, index: int = 0, threads: int | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=ctx.study_name, storage=open_storage(ctx),
                               sampler=optuna.samplers.TPESampler(seed=ctx.seed + index),
-                              pruner=make_pruner(ctx.n_trials))
+                              pruner=make_pruner(ctx.n_trials, ctx.pruner))
     ran = 0
     while (trial := next_trial(study, ctx)) is not None:
         start = time.perf_counter()
@@ -232,8 +238,10 @@ def work(ctx: Context, index: int = 0, threads: int | None = None) -> int:
     return ran
 
 
-def make_pruner(n_trials: int) -> Any:
-    """Median pruning after a few finished trials, from the second validation epoch on."""
+def make_pruner(n_trials: int, kind: str = "median") -> Any:
+    """Median pruning after a few finished trials, from the second validation epoch on (or none)."""
     import optuna
 
+    if kind == "none":
+        return optuna.pruners.NopPruner()
     return optuna.pruners.MedianPruner(n_startup_trials=min(5, max(2, n_trials // 4)), n_warmup_steps=1)
