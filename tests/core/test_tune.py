@@ -246,3 +246,21 @@ def test_built_in_spaces_name_settings_of_their_preset(plugin: str, preset: str)
                                          Path("unused"), "unused"))
     space.check_keys(settings, preset)
     assert space.preset_values(settings)  # trial 0 is the preset
+
+
+def test_benchmark_with_mlflow_logs_test_metrics(toy_plugin: PluginEnv, tmp_path: Path) -> None:
+    """``dltk benchmark --logger mlflow``: each seed's train run is tracked, test metrics included."""
+    from mlflow import MlflowClient
+
+    store = tmp_path / "mlruns"
+    assert main(["benchmark", "toy_bench_narrow", "--seeds", "1", "--output", str(tmp_path / "bench"),
+                 "--logger", "mlflow", "--tracking-uri", str(store)]) == 0
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = MlflowClient(tracking_uri=store.resolve().as_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("dltk-toy-toy").experiment_id])
+    metrics = json.loads((tmp_path / "bench" / "runs" / "seed0" / "metrics.json").read_text())
+    assert run.data.metrics["test/auroc"] == pytest.approx(metrics["test/auroc"])
+    assert "val/auroc.alpha" in run.data.metrics  # per-task keys, file-store safe
+    assert run.data.params["trainer.max_epochs"] == "3"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "metrics.json", "plots"} <= artifacts
