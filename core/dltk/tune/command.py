@@ -173,8 +173,8 @@ def tune(ns: argparse.Namespace, rest: list[str], argv: list[str]) -> int:
     ctx.space.check_keys(settings, f"the resolved config of {ctx.plugin}/{ctx.preset}")
     study = open_study(ctx, settings)
     ctx.parent_run_id = study.user_attrs.get("mlflow_parent_run_id")
-    if ns.workers == 1:
-        work(ctx)
+    if ns.workers == 1:  # one worker, this process; a SLURM array task samples with its own seed
+        work(ctx, int(os.environ.get("SLURM_ARRAY_TASK_ID", "0") or 0))
     else:
         _run_workers(ctx, ns.workers, argv)
     from dltk.tune.report import finish
