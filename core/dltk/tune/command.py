@@ -22,7 +22,7 @@ from typing import Any
 from dltk.config_errors import value_from_configs
 from dltk.errors import ConfigError
 from dltk.tune.space import Space, flatten_config, load_space, parse_space
-from dltk.tune.worker import Context, make_pruner, open_storage, study_lock, work
+from dltk.tune.worker import Context, make_pruner, open_storage, study_lock, trial_log, work
 
 
 def _space(ns: argparse.Namespace, plugin: Any, preset: Any) -> Space:
@@ -87,12 +87,11 @@ def _preset_trial(ctx: Context, storage: Any, settings: dict[str, Any]) -> Any:
     run_dir = ctx.trial_dir(0)
     if run_dir.exists():  # an unfinished trial 0 of a study that was never created
         shutil.rmtree(run_dir)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
     print(f"dltk tune: trial 0 is the preset {ctx.plugin}/{ctx.preset} itself"
           f"{': ' + ', '.join(f'{k}={v}' for k, v in values.items()) if values else ''}", flush=True)
     pruning = TrialPruning(None)
     start = time.perf_counter()
-    with open(run_dir.parent / f"{run_dir.name}.log", "w") as log, contextlib.redirect_stdout(log):
+    with trial_log(run_dir):
         train(ctx.base_argv + ["--run-dir", str(run_dir), "--no-test", *ctx.tracking_args],
               callbacks=(pruning,), parent_run_id=parent)
     status = rundir.read_status(run_dir)

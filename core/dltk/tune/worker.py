@@ -148,6 +148,23 @@ def next_trial(study: Any, ctx: Context) -> Any:
         time.sleep(0.5)  # the last trials are running elsewhere; one of them may still fail
 
 
+@contextlib.contextmanager
+def trial_log(run_dir: Path) -> Iterator[None]:
+    """A trial's output goes to ``trials/trial-NNNN.log``, not the terminal (Lightning's model
+    summary, logged to stderr, is silenced: it is one table per trial)."""
+    import logging
+
+    summary = logging.getLogger("lightning.pytorch.callbacks.model_summary")
+    level = summary.level
+    summary.setLevel(logging.WARNING)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(run_dir.parent / f"{run_dir.name}.log", "w") as log, contextlib.redirect_stdout(log):
+            yield
+    finally:
+        summary.setLevel(level)
+
+
 def run_trial(ctx: Context, trial: Any, values: dict[str, Any]) -> float:
     """Train one trial as an ordinary run directory (``--no-test``); its best validation value."""
     import optuna
@@ -160,8 +177,7 @@ def run_trial(ctx: Context, trial: Any, values: dict[str, Any]) -> float:
     trial.set_user_attr("run_dir", str(run_dir.relative_to(ctx.output)))
     argv = ctx.base_argv + overrides(values) + ["--run-dir", str(run_dir), "--no-test", *ctx.tracking_args]
     pruning = TrialPruning(trial)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(run_dir.parent / f"{run_dir.name}.log", "w") as log, contextlib.redirect_stdout(log):
+    with trial_log(run_dir):
         train(argv, callbacks=(pruning,), parent_run_id=ctx.parent_run_id)
     if pruning.pruned_at is not None:
         raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_at}")
