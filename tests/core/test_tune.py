@@ -264,3 +264,19 @@ def test_benchmark_with_mlflow_logs_test_metrics(toy_plugin: PluginEnv, tmp_path
     assert run.data.params["trainer.max_epochs"] == "3"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "metrics.json", "plots"} <= artifacts
+
+
+def test_mlflow_logger_named_in_a_config(toy_plugin: PluginEnv, tmp_path: Path) -> None:
+    """A config's ``trainer.logger`` may be dltk's MLflow logger; it gets the artifacts too."""
+    from mlflow import MlflowClient
+
+    store = tmp_path / "mlruns"
+    config = tmp_path / "tracked.yaml"
+    config.write_text("trainer:\n  logger:\n    - class_path: dltk.mlflow_logger.DltkMLFlowLogger\n"
+                      f"      init_args:\n        experiment_name: from-config\n        tracking_uri: {store}\n")
+    assert main(["train", "--plugin", "toy", "--config", str(config), "--run-dir", str(tmp_path / "run"),
+                 "--trainer.max_epochs", "2"]) == 0
+    client = MlflowClient(tracking_uri=store.resolve().as_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("from-config").experiment_id])
+    assert {"test/auroc", "val/auroc", "val/auroc.alpha", "train/loss"} <= set(run.data.metrics)
+    assert {"config.yaml", "metrics.json", "plots"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
