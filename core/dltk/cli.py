@@ -51,6 +51,8 @@ def _benchmark_and_combine(sub: Any) -> None:
     p.add_argument("--list", action="store_true", help="list the available benchmarks")
     p.add_argument("--seeds", type=int, help="number of seeds (default: the benchmark's, usually 3)")
     p.add_argument("--output", help="report directory (default benchmark-results/NAME)")
+    p.add_argument("--logger", choices=["mlflow"], help="track every seed's run in MLflow")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default ./mlruns, a local file store)")
     p = sub.add_parser("combine", help="average finished runs of different models on the same test split",
                        description="Test each run (its best checkpoint; every member of an --ensemble run), "
                                    "check that all predict the same targets on the same test split, and write a "
@@ -96,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("train", help="train a plugin's preset; writes a run directory", add_help=False)
     _run_verbs(sub)
     _benchmark_and_combine(sub)
+    from dltk import tune
+
+    tune.add_arguments(sub.add_parser("tune", help="search a preset's hyper-parameters with Optuna (resumable, "
+                                                   "parallel); best.yaml, trials.csv, plots",
+                                      description=tune.DESCRIPTION))
     _plugin_verbs(sub)
     return parser
 
@@ -226,7 +233,13 @@ def _dispatch(parser: argparse.ArgumentParser, command: str, ns: argparse.Namesp
         if ns.list or not ns.name:
             benchmark.print_list()
         else:
-            benchmark.run(ns.name, ns.seeds, ns.output, rest)
+            tracking = ["--logger", ns.logger] if ns.logger else []
+            tracking += ["--tracking-uri", ns.tracking_uri] if ns.tracking_uri else []
+            benchmark.run(ns.name, ns.seeds, ns.output, rest + tracking)
+    elif command == "tune":
+        from dltk.tune.command import tune
+
+        return tune(ns, rest, ns.argv)
     elif command == "combine":
         from dltk import combine
 
@@ -250,9 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rest: list[str] = []
     if args and args[0] == "train":
         command, rest = "train", args[1:]
-    elif args and args[0] in ("explain", "benchmark", "predict"):
+    elif args and args[0] in ("explain", "benchmark", "predict", "tune"):
         ns, rest = parser.parse_known_args(args)
-        command = args[0]
+        command, ns.argv = args[0], args[1:]
     else:
         ns = parser.parse_args(args)
         command = ns.command

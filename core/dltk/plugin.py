@@ -21,6 +21,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 ENTRY_POINT_GROUP = "dltk.plugins"
 
@@ -81,12 +82,17 @@ class PresetSpec:
         config: path of the preset YAML inside the plugin package (e.g. ``"configs/tox21.yaml"``).
             It holds ``data`` and ``model`` (``class_path`` + ``init_args``) and ``trainer`` settings.
         references: published results to show beside ours.
+        space: the preset's default hyper-parameter search space for ``dltk tune``: a mapping of
+            ``model.*`` / ``data.*`` / ``trainer.*`` keys to ranges, in the format of a
+            ``--space`` YAML file (docs/tuning.md), e.g.
+            ``{"model.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}``.
     """
 
     name: str
     summary: str
     config: str
     references: tuple[Reference, ...] = ()
+    space: dict[str, Any] = field(default_factory=dict)
 
 
 TaskSpec = PresetSpec

@@ -24,6 +24,7 @@ from dltk.discovery import get_plugin
 from dltk.errors import ConfigError, DltkUserError
 from dltk.io import write_json, write_text
 from dltk.plugin import PluginSpec, PresetSpec
+from dltk.tracking import Tracking
 
 
 def _preparser() -> argparse.ArgumentParser:
@@ -36,6 +37,9 @@ def _preparser() -> argparse.ArgumentParser:
     p.add_argument("--resume")
     p.add_argument("--ensemble", type=int, default=1)
     p.add_argument("--print-config", "--print_config", nargs="?", const=True, default=None)
+    p.add_argument("--no-test", action="store_true")
+    p.add_argument("--logger", choices=["mlflow"])
+    p.add_argument("--tracking-uri")
     p.add_argument("-h", "--help", action="store_true")
     return p
 
@@ -51,6 +55,8 @@ class Request:
     preset: Path
     resume_ckpt: Path | None = None
     resume_epoch: int = 0
+    callbacks: tuple[Any, ...] = ()
+    tracking: Tracking | None = None
 
     @property
     def plain_run(self) -> bool:
@@ -136,7 +142,8 @@ def _build_cli(req: Request) -> Any:
             parser_kwargs={"default_config_files": [str(req.preset)], "exit_on_error": False, "prog": "dltk train"},
             trainer_defaults={"accelerator": "auto", "devices": 1},
             plugin=req.plugin, task=req.task, run_dir=run_dir, resume=req.ns.resume is not None,
-            resume_epoch=req.resume_epoch, default_dir=default_dir)
+            resume_epoch=req.resume_epoch, default_dir=default_dir, callbacks=req.callbacks,
+            tracking=req.tracking)
     except SystemExit as exc:  # --help / --print_config printed and exited
         if exc.code in (0, None):
             return None
@@ -184,22 +191,44 @@ def _fit_and_test(cli: Any, req: Request) -> None:
         merge_metrics_log(run_dir / "logs")
     write_json(run_dir / "environment.json",
                rundir.environment_record(cli.config.get("seed_everything"), [r.pip_name for r in req.plugin.requires]))
-    best = cli.checkpoint_callback.best_model_path if cli.checkpoint_callback else ""
+    callback = cli.checkpoint_callback
+    best = callback.best_model_path if callback else ""
     ckpt = Path(best) if best else run_dir / "checkpoints" / "last.ckpt"
-    metrics = finish_run(run_dir, req.plugin, req.task, cli.datamodule, cli.model, ckpt)
+    monitor, mode = cli.model.monitor
+    score = callback.best_model_score if callback is not None else None
+    validation = {monitor: float(score)} if score is not None else {}
+    if req.ns.no_test:
+        metrics: dict[str, float] = {}
+        print("dltk: --no-test: the test split was not evaluated", flush=True)
+    else:
+        metrics = finish_run(run_dir, req.plugin, req.task, cli.datamodule, cli.model, ckpt)
     rundir.write_status(run_dir, "completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
                         best_checkpoint=str(ckpt.resolve().relative_to(run_dir.resolve())),
-                        test_metric=rundir.headline(metrics))
+                        test_metric=rundir.headline(metrics), validation_metric=validation,
+                        validation_mode=mode, tested=not req.ns.no_test)
+    from dltk import tracking
+
+    tracking.finish(list(cli.trainer.loggers), run_dir, metrics)
 
 
-def train(argv: list[str]) -> Path | None:
-    """Run ``dltk train``; return the run directory (None for --help / --print-config)."""
+def train(argv: list[str], callbacks: tuple[Any, ...] = (), parent_run_id: str | None = None) -> Path | None:
+    """Run ``dltk train``; return the run directory (None for --help / --print-config).
+
+    Args:
+        argv: the command line after ``dltk train``.
+        callbacks: extra Lightning callbacks for this process's trainer (not saved in the config;
+            ``dltk tune`` adds its pruning callback here).
+        parent_run_id: with ``--logger mlflow``, nest the MLflow run under this run.
+    """
     from dltk.trainer_cli import RUN_DIR_ENV
 
     launched = time.strftime("%Y-%m-%dT%H:%M:%S")  # before data loading: run times include it
     req = _request(argv)
     if req is None:
         return None
+    req.callbacks = tuple(callbacks)
+    if req.ns.logger == "mlflow":
+        req.tracking = Tracking(req.ns.tracking_uri or Tracking.uri, parent_run_id)
     AllowList.for_plugin(req.plugin.package).check_files([str(req.preset), *req.ns.config])
     AllowList.for_plugin(req.plugin.package).check_overrides(req.rest)
     if req.ns.ensemble > 1 and req.plain_run:
@@ -229,7 +258,8 @@ def train(argv: list[str]) -> Path | None:
 
 
 TRAIN_HELP = """usage: dltk train --plugin NAME [--task NAME] [--config FILE.yaml] [--seed N] [--run-dir DIR]
-                  [--ensemble K] [--print-config] [dotted overrides ...]
+                  [--ensemble K] [--print-config] [--no-test] [--logger mlflow [--tracking-uri URI]]
+                  [dotted overrides ...]
        dltk train --resume RUN_DIR [dotted overrides ...]
 
 Train a plugin's preset, keep the best checkpoint on validation, test it, write a run directory.
@@ -245,6 +275,9 @@ Train a plugin's preset, keep the best checkpoint on validation, test it, write 
   --ensemble K        train K members (seeds N..N+K-1) and test their average; predictions get
                       the members' standard deviation as an uncertainty column
   --print-config      print the fully resolved config and exit
+  --no-test           do not evaluate the test split (validation only; `dltk test --run DIR` later)
+  --logger mlflow     also log params, per-epoch metrics, test metrics and artifacts to MLflow
+  --tracking-uri URI  MLflow tracking URI (default ./mlruns, a local file store)
   overrides           e.g. --trainer.max_epochs 5 --model.hidden_dim 1024 --data.batch_size 256
 
 `dltk train --plugin NAME --help` lists every option of that plugin's preset.

@@ -20,6 +20,7 @@ from dltk.errors import ConfigError
 from dltk.plugin import PluginSpec, PresetSpec
 from dltk.progress import EpochLine, wants_epoch_lines
 from dltk.resilience import AtomicCheckpointIO, FaultInjection, RngState, set_aside_metrics_log
+from dltk.tracking import Tracking
 
 RUN_DIR_ENV = "DLTK_RUN_DIR"
 """Rank zero publishes the claimed run directory here; DDP's other ranks read it."""
@@ -66,12 +67,16 @@ class DltkCLI(LightningCLI):
         resume: the run directory is an unfinished run being resumed.
         resume_epoch: epochs the resumed run has done.
         default_dir: ``run_dir`` is the default name: claim the next free one.
+        callbacks: extra callbacks of this process (not part of the saved config).
+        tracking: ``--logger mlflow``: where the run is tracked.
     """
 
     def __init__(self, *args: Any, plugin: PluginSpec, task: PresetSpec, run_dir: Path,
-                 resume: bool = False, resume_epoch: int = 0, default_dir: bool = False, **kwargs: Any) -> None:
+                 resume: bool = False, resume_epoch: int = 0, default_dir: bool = False,
+                 callbacks: tuple[Any, ...] = (), tracking: Tracking | None = None, **kwargs: Any) -> None:
         self.dltk_plugin, self.dltk_task, self.dltk_run_dir = plugin, task, run_dir
         self.dltk_resume, self.dltk_resume_epoch, self.dltk_default_dir = resume, resume_epoch, default_dir
+        self.dltk_callbacks, self.dltk_tracking = callbacks, tracking
         self.checkpoint_callback: ModelCheckpoint | None = None
         super().__init__(*args, **kwargs)
 
@@ -113,9 +118,11 @@ class DltkCLI(LightningCLI):
         config["logger"] = [CSVLogger(run_dir, name="logs", version=""),
                             TensorBoardLogger(run_dir, name="tensorboard", version="", default_hp_metric=False),
                             *given]
+        if self.dltk_tracking is not None:
+            config["logger"].append(self.dltk_tracking.logger(run_dir, self.dltk_plugin.name, self.dltk_task.name))
         config["default_root_dir"] = str(run_dir)
         callbacks = list(config.get("callbacks") or [])
-        callbacks += [self.checkpoint_callback, RngState(), FaultInjection()]
+        callbacks += [self.checkpoint_callback, RngState(), FaultInjection(), *self.dltk_callbacks]
         if wants_epoch_lines(config.get("enable_progress_bar")):  # a log file: a line per epoch, no bar
             config["enable_progress_bar"] = False
             callbacks.append(EpochLine(monitor, mode))

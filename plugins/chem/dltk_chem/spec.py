@@ -126,13 +126,25 @@ _ESOL_TASK_REFERENCES = (
     Reference("MoleculeNet", _MOLECULENET, "rmse", {"mean": 0.58}),
     Reference("Chemprop", _CHEMPROP, "rmse", {"mean": 0.555}))
 
+# `dltk tune`'s default space for the fingerprint network (docs/tuning.md): width, depth, dropout,
+# learning rate, weight decay and the feature set.
+FINGERPRINT_SPACE = {
+    "model.hidden_dim": {"type": "int", "low": 128, "high": 2048, "log": True},
+    "model.num_layers": {"type": "int", "low": 1, "high": 3},
+    "model.dropout": {"type": "float", "low": 0.0, "high": 0.7},
+    "model.lr": {"type": "float", "low": 1.0e-4, "high": 3.0e-3, "log": True},
+    "model.weight_decay": {"type": "float", "low": 1.0e-7, "high": 1.0e-3, "log": True},
+    "data.features": {"type": "categorical", "choices": ["ecfp", "ecfp+maccs", "ecfp+maccs+rdkit2d"]},
+}
+
 plugin = PluginSpec(
     name="chem",
     summary="QSAR and toxicity from SMILES: Tox21 challenge, MoleculeNet, ESOL, any SMILES CSV (RDKit).",
     package="dltk_chem",
     tasks=(
         TaskSpec("tox21_challenge", "Tox21 Challenge 2014: train+leaderboard -> 647-compound final set, "
-                 "12 assays, ROC-AUC", "configs/tox21_challenge.yaml", TOX21_CHALLENGE_REFERENCES),
+                 "12 assays, ROC-AUC", "configs/tox21_challenge.yaml", TOX21_CHALLENGE_REFERENCES,
+                 space=FINGERPRINT_SPACE),
         TaskSpec("tox21_challenge_dmpnn", "Tox21 Challenge 2014 (as tox21_challenge) with a directed "
                  "message-passing network (chemprop D-MPNN) on RDKit graphs",
                  "configs/tox21_challenge_dmpnn.yaml", TOX21_CHALLENGE_REFERENCES),

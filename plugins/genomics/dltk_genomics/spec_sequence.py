@@ -32,7 +32,11 @@ _SELECTION = ("Hyper-parameters (filters, filter width, pooling, hidden units, d
 TASKS = (
     TaskSpec("tf_binding", "TF binding from sequence, DeepBind ENCODE format (*_AC train / *_B test); SRF "
              "H1-hESC by default; negatives = seeded dinucleotide shuffles; DeepBind CNN; ROC-AUC",
-             "configs/tf_binding.yaml", SRF_REFERENCES),
+             "configs/tf_binding.yaml", SRF_REFERENCES, space={
+                 "model.num_filters": {"type": "int", "low": 16, "high": 256, "log": True},
+                 "model.filter_size": {"type": "int", "low": 8, "high": 32, "step": 4},
+                 "model.dropout": {"type": "float", "low": 0.0, "high": 0.7},
+                 "model.lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True}}),
     TaskSpec("tf_binding_danq", "as tf_binding with a DanQ-style CNN + bidirectional LSTM",
              "configs/tf_binding_danq.yaml", SRF_REFERENCES),
     TaskSpec("rbp_binding", "RNA-binding-protein sites from labelled FASTA (positive/negative, RNA or DNA); "

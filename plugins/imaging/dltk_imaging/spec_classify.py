@@ -28,7 +28,12 @@ CRC_REFERENCES = (
 TASKS = (
     TaskSpec("cell_phenotype", "BBBC048 cell-cycle phase from 3-channel imaging flow cytometry (3,418 cells, "
              "7 imbalanced classes), timm ResNet, balanced accuracy", "configs/cell_phenotype.yaml",
-             BBBC048_REFERENCES),
+             BBBC048_REFERENCES, space={
+             "model.backbone": {"type": "categorical", "choices": ["test_resnet", "resnet18"]},
+             "model.lr": {"type": "float", "low": 3.0e-4, "high": 1.0e-2, "log": True},
+             "model.augment": {"type": "categorical", "choices": [True, False]},
+             "model.jitter_gain": {"type": "float", "low": 0.0, "high": 0.3, "when": {"model.augment": True}},
+             "model.jitter_offset": {"type": "float", "low": 0.0, "high": 0.15, "when": {"model.augment": True}}}),
     TaskSpec("tissue_tiles", "RGB histology tile classes (CRC smoke tiles: pipeline test only); "
              "`dltk predict --input slide.svs` tiles a whole slide into a CSV + heatmap PNG",
              "configs/tissue_tiles.yaml", CRC_REFERENCES),

@@ -60,7 +60,12 @@ plugin = PluginSpec(
     tasks=(
         TaskSpec("pose_behavior", "Sturman OFT rearing (Supported / Unsupported) per frame from DeepLabCut "
                  "tracks, BiGRU over egocentric features, held-out session", "configs/sturman_oft.yaml",
-                 STURMAN_REFERENCES),
+                 STURMAN_REFERENCES, space={
+                 "model.hidden_dim": {"type": "int", "low": 16, "high": 256, "log": True},
+                 "model.num_layers": {"type": "int", "low": 1, "high": 3},
+                 "model.dropout": {"type": "float", "low": 0.0, "high": 0.6},
+                 "model.lr": {"type": "float", "low": 3.0e-4, "high": 1.0e-2, "log": True},
+                 "data.window": {"type": "categorical", "choices": [32, 64, 128]}}),
         TaskSpec("ethome_social", "ethome adult-juvenile social interaction per frame (multi-animal DeepLabCut, "
                  "BORIS labels), held-out time blocks", "configs/ethome_social.yaml", ETHOME_REFERENCES),
         TaskSpec("pose_files", "your own DeepLabCut/SLEAP tracks + BORIS or bout-table annotations: --data.pose GLOB "
