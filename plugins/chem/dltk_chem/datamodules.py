@@ -42,6 +42,8 @@ from dltk_chem.featurize import (
 log = logging.getLogger("dltk.chem")
 
 FEATURES = ("ecfp", "maccs", "rdkit2d")
+POOL_MIN_BYTES = 100_000
+"""Prediction files smaller than this (about MIN_PARALLEL SMILES) are featurized in-process."""
 
 
 def tiny_smiles_csv(folder: Path) -> Path:
@@ -278,7 +280,9 @@ class MoleculeDataModule(BaseDataModule):
             st = data_info["descriptor_scaler"]
             self.scaler = DescriptorScaler(st["median"], st["scale"], st["clip"])
         n_tasks = len((data_info or {}).get("task_names", self.task_names)) or 1
-        pool = make_pool(self.n_jobs)
+        # a small file (one `dltk serve` batch) is featurized in-process: starting worker processes
+        # costs more than it saves below ~MIN_PARALLEL molecules (the result is the same either way)
+        pool = make_pool(self.n_jobs) if Path(path).is_file() and Path(path).stat().st_size >= POOL_MIN_BYTES else None
         try:
             for chunk in datasets.read_smiles_file(path, smiles_column=smiles_column, chunk_size=chunk_size):
                 lines = [c[0] for c in chunk]
