@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader
 from dltk.base import INPUT, TARGET, BaseDataModule, TensorDictDataset
 from dltk.data.splits import group_split, random_split
 from dltk.errors import ConfigError, DataError
-from dltk_chem import datasets
+from dltk.serving import RequestRows
+from dltk_chem import datasets, serving
 from dltk_chem.deepchem_features import deepchem_blocks
 from dltk_chem.featurize import (
     ECFP,
@@ -303,6 +304,15 @@ class MoleculeDataModule(BaseDataModule):
             if pool is not None:
                 pool.close()
                 pool.join()
+
+    @classmethod
+    def request_schema(cls) -> dict[str, Any]:
+        """``dltk serve``: ``{"smiles": [...]}`` (:mod:`dltk_chem.serving`)."""
+        return serving.SCHEMA
+
+    @classmethod
+    def decode_request(cls, payload: dict[str, Any]) -> RequestRows:
+        return serving.decode(payload)
 
     @classmethod
     def contract_overrides(cls, tmp_dir: Path) -> list[str]:
