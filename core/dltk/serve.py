@@ -122,15 +122,17 @@ class Predictor:
                 paths.append(folder / f"{i:06d}{_suffix(suffix)}")
                 paths[-1].write_bytes(data)
             target = folder if request.folder else paths[0]
-            out = folder.with_name(folder.name + ".csv")
+            out = folder.with_name(folder.name + "-out")  # the table, and whatever the plugin writes beside it
+            out.mkdir()
             with contextlib.redirect_stdout(io.StringIO()):
-                counts = self.datamodule.predict_file(str(target), str(out), self.models, self.options)
-            if counts is None or not out.is_file():
+                counts = self.datamodule.predict_file(str(target), str(out / "predictions.csv"), self.models,
+                                                      self.options)
+            if counts is None or not (out / "predictions.csv").is_file():
                 raise RequestError("this run's datamodule does not answer whole files with a table")
-            table = pd.read_csv(out, keep_default_na=False, na_values=[""])
-            out.unlink()
+            table = pd.read_csv(out / "predictions.csv", keep_default_na=False, na_values=[""])
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(folder.with_name(folder.name + "-out"), ignore_errors=True)
         if "error" in table:
             table["error"] = table["error"].fillna("")
         prefix = str(folder) + "/"
