@@ -24,12 +24,12 @@ import torch
 from dltk.base import INPUT, TARGET, BaseDataModule, TensorDictDataset
 from dltk.data import RemoteFile, fetch
 from dltk.errors import ConfigError, DataError
-from dltk.serving import RequestFiles
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from dltk_imaging import readers, serving
+from dltk_imaging import readers
 from dltk_imaging.normalize import fit_percentiles
 from dltk_imaging.options import ImagePredictOptions
+from dltk_imaging.serving import ImageServing
 
 log = logging.getLogger("dltk.imaging")
 
@@ -93,7 +93,7 @@ def _as_storage(images: np.ndarray) -> np.ndarray:
     return images if images.dtype == np.uint8 else images.astype(np.float32)
 
 
-class ImageClassificationDataModule(BaseDataModule):
+class ImageClassificationDataModule(ImageServing, BaseDataModule):
     """Shared behaviour: read -> split -> fit normalisation -> tensors; prediction on new inputs.
 
     Subclasses implement :meth:`read`.
@@ -235,19 +235,6 @@ class ImageClassificationDataModule(BaseDataModule):
         return self._test_images
 
     # -- prediction -------------------------------------------------------------------------
-    @classmethod
-    def request_schema(cls) -> dict[str, Any]:
-        """``dltk serve``: ``{"images": [base64, ...]}`` or an upload (:mod:`dltk_imaging.serving`)."""
-        return serving.SCHEMA
-
-    @classmethod
-    def decode_request(cls, payload: dict[str, Any]) -> RequestFiles:
-        return serving.decode(payload)
-
-    @classmethod
-    def decode_upload(cls, files: list[bytes]) -> RequestFiles:
-        return serving.decode_files(files)
-
     def predict_file(self, input_path: str, output_path: str, models: list[Any],
                      options: ImagePredictOptions | None = None) -> dict[str, int] | None:
         from dltk_imaging.slide import is_slide, predict_slide

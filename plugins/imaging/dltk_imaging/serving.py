@@ -37,3 +37,20 @@ def decode(payload: dict[str, Any]) -> RequestFiles:
 
 def decode_files(files: list[bytes]) -> RequestFiles:
     return RequestFiles([(suffix(data), data) for data in files], folder=True)
+
+
+class ImageServing:
+    """The ``dltk serve`` hooks of the image-classification datamodules (a mixin before
+    ``BaseDataModule``)."""
+
+    @classmethod
+    def request_schema(cls) -> dict[str, Any]:
+        return SCHEMA
+
+    @classmethod
+    def decode_request(cls, payload: dict[str, Any]) -> RequestFiles:
+        return decode(payload)
+
+    @classmethod
+    def decode_upload(cls, files: list[bytes]) -> RequestFiles:
+        return decode_files(files)
