@@ -55,6 +55,8 @@ def _serve(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=1, help="server processes, each with the model loaded (default 1)")
     p.add_argument("--max-batch", type=int, help="inputs predicted together at most (default 1024)")
     p.add_argument("--batch-timeout", type=float, help="ms to wait for more requests to batch (default 5)")
+    p.add_argument("--threads", type=int, help="torch threads per worker process (default 1: small batches on a "
+                                               "shared CPU answer faster; use --workers for more cores)")
     p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (or set DLTK_SERVE_TOKEN)")
     p.add_argument("--max-rows", type=int, help="inputs per request at most; more: 413 (default 4096)")
     p.add_argument("--max-body-mb", type=float, help="request body size limit in MiB; more: 413 (default 32)")
@@ -238,7 +240,7 @@ def _serve_command(ns: argparse.Namespace) -> int:
     max_body = int(ns.max_body_mb * 1024 * 1024) if ns.max_body_mb else None
     return serve_app.serve(ns.run, ns.host, ns.port, ns.workers, which=ns.checkpoint, max_batch=ns.max_batch,
                            batch_timeout_ms=ns.batch_timeout, token=ns.token, max_rows=ns.max_rows,
-                           max_body=max_body)
+                           max_body=max_body, threads=ns.threads)
 
 
 def _dispatch(parser: argparse.ArgumentParser, command: str, ns: argparse.Namespace | None, rest: list[str]) -> int:

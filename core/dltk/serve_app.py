@@ -30,7 +30,7 @@ ENV = "DLTK_SERVE_SETTINGS"
 """The settings of :func:`create_app` as JSON, for uvicorn worker processes (``--workers N``)."""
 
 DEFAULTS: dict[str, Any] = {"which": None, "max_batch": 1024, "batch_timeout_ms": 5.0, "token": None,
-                            "max_body": 32 * 1024 * 1024, "max_rows": 4096}
+                            "max_body": 32 * 1024 * 1024, "max_rows": 4096, "threads": 1}
 
 
 def create_app(run_dir: str, **settings: Any) -> Any:
@@ -44,6 +44,9 @@ def create_app(run_dir: str, **settings: Any) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
+        import torch
+
+        torch.set_num_threads(int(s["threads"]))  # per worker process; see docs/serving.md
         predictor = Predictor(run, s["which"])
         state["predictor"] = predictor
         state["batcher"] = Batcher(predictor, int(s["max_batch"]), float(s["batch_timeout_ms"]) / 1000)
