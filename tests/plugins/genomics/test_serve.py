@@ -30,6 +30,7 @@ def srf_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
+@pytest.mark.slow  # a training run and a server start: ~1 min on two busy cores
 def test_sequences_equal_dltk_predict(srf_run: Path, tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("".join(f"{s}\n" for s in SEQUENCES))  # bare sequences: ids seq1, seq2, ...
     with preserved_environ():

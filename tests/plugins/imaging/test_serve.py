@@ -43,6 +43,7 @@ def image_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "run"
 
 
+@pytest.mark.slow  # a training run and a server start: ~1 min on two busy cores
 def test_images_equal_dltk_predict(image_run: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     images = [_tiff((rng.integers(0, 300, (2, 24, 24)) + 900 * k).astype(np.uint16)) for k in (0, 1, 1)]

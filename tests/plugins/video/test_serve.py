@@ -25,6 +25,7 @@ def pose_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
+@pytest.mark.slow  # a training run and a server start: ~1 min on two busy cores
 def test_pose_file_equals_dltk_predict(pose_run: Path, data_root: Path, tmp_path: Path) -> None:
     pose = data_root / datasets.FILES["sturman/12_01/pose"].relpath
     with preserved_environ():
