@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from dltk.datainfo import DataInfo
 from dltk.metrics import PRIMARY, MultitaskMetrics, TaskType
+from dltk.serving import NotServable, RequestFiles, RequestRows
 
 INPUT = "x"
 TARGET = "y"
@@ -116,6 +117,25 @@ class BaseDataModule(L.LightningDataModule):
         return counts such as ``{"rows": ..., "predicted": ..., "errors": ...}``. ``options`` is
         the parsed instance of :attr:`predict_options` (None when it declares none). Return None
         (the default) to use :meth:`predict_chunks` instead."""
+        return None
+
+    @classmethod
+    def request_schema(cls) -> dict[str, Any] | None:
+        """JSON schema of a ``dltk serve`` ``POST /predict`` body (see :mod:`dltk.serving`).
+        None (the default): this datamodule is not servable."""
+        return None
+
+    @classmethod
+    def decode_request(cls, payload: dict[str, Any]) -> RequestRows | RequestFiles:
+        """A request body, already checked against :meth:`request_schema`, as rows of the input
+        table :meth:`predict_chunks` reads or as files for :meth:`predict_file`. Raise
+        :class:`~dltk.serving.RequestError` for a body that cannot be decoded (answered 422)."""
+        raise NotServable(f"{cls.__name__} does not declare how to serve requests")
+
+    @classmethod
+    def decode_upload(cls, files: list[bytes]) -> RequestRows | RequestFiles | None:
+        """The contents of a multipart ``POST /predict`` upload (file names are never used). None
+        (the default): this datamodule takes JSON bodies only."""
         return None
 
     @classmethod

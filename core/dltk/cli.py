@@ -45,6 +45,25 @@ def _run_verbs(sub: Any) -> None:
     p.add_argument("--checkpoint", default="best", choices=["best", "last"])
 
 
+def _serve(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve a run's predictions over HTTP (POST /predict, /info, /health)",
+                       description="Put a run (plain, --ensemble or combined) behind an HTTP API on FastAPI + "
+                                   "uvicorn; see docs/serving.md. Needs the serve extra: pip install 'dltk[serve]'.")
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="server processes, each with the model loaded (default 1)")
+    p.add_argument("--max-batch", type=int, help="inputs predicted together at most (default 1024)")
+    p.add_argument("--batch-timeout", type=float, help="ms to wait for more requests to batch (default 5)")
+    p.add_argument("--threads", type=int, help="torch threads per worker process (default 1: small batches on a "
+                                               "shared CPU answer faster; use --workers for more cores)")
+    p.add_argument("--token", help="require 'Authorization: Bearer TOKEN' (or set DLTK_SERVE_TOKEN)")
+    p.add_argument("--max-rows", type=int, help="inputs per request at most; more: 413 (default 4096)")
+    p.add_argument("--max-body-mb", type=float, help="request body size limit in MiB; more: 413 (default 32)")
+    p.add_argument("--checkpoint", choices=["best", "last"],
+                   help="default: best (a combined run: the checkpoint it was combined with)")
+
+
 def _benchmark_and_combine(sub: Any) -> None:
     p = sub.add_parser("benchmark", help="reproduce a published benchmark over seeds; report vs published")
     p.add_argument("name", nargs="?", help="benchmark name (or a family prefix, e.g. tox21_moleculenet)")
@@ -97,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("train", help="train a plugin's preset; writes a run directory", add_help=False)
     _run_verbs(sub)
+    _serve(sub)
     _benchmark_and_combine(sub)
     from dltk import tune
 
@@ -214,6 +234,22 @@ def _run_verb(parser: argparse.ArgumentParser, command: str, ns: argparse.Namesp
     return 0
 
 
+def _serve_command(ns: argparse.Namespace) -> int:
+    from dltk.errors import ConfigError
+
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"dltk serve needs {exc.name}: pip install 'dltk[serve]'") from None
+    from dltk import serve_app
+
+    max_body = int(ns.max_body_mb * 1024 * 1024) if ns.max_body_mb else None
+    return serve_app.serve(ns.run, ns.host, ns.port, ns.workers, which=ns.checkpoint, max_batch=ns.max_batch,
+                           batch_timeout_ms=ns.batch_timeout, token=ns.token, max_rows=ns.max_rows,
+                           max_body=max_body, threads=ns.threads)
+
+
 def _dispatch(parser: argparse.ArgumentParser, command: str, ns: argparse.Namespace | None, rest: list[str]) -> int:
     if command == "plugins":
         return _plugins(ns.json)
@@ -244,6 +280,8 @@ def _dispatch(parser: argparse.ArgumentParser, command: str, ns: argparse.Namesp
         from dltk import combine
 
         combine.combine(ns.runs, ns.output, ns.checkpoint)
+    elif command == "serve":
+        return _serve_command(ns)
     elif command == "test":
         from dltk import verbs
 

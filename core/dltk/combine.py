@@ -235,6 +235,16 @@ def predict(run: CombinedRun, input_path: str, output_path: str, which: str | No
             **kwargs: Any) -> dict[str, int]:
     """Score a table of rows with every member and average them row by row; a row any member
     cannot use is reported with that member's error."""
+    members = open_members(run, which)
+    if not Path(input_path).is_file():
+        raise ConfigError(f"input file not found: {input_path}")
+    return write_prediction_table(Path(output_path), members[0].model, score_members(members, input_path, run.dir,
+                                                                                      **kwargs), with_std=True)
+
+
+def open_members(run: CombinedRun, which: str | None = None) -> list[_Member]:
+    """The members of a combined run with their models and datamodules, ready to predict tables
+    (a one-line error when one of them predicts whole files)."""
     from dltk.base import BaseDataModule
 
     members = _open_members(run.members, which or run.default_checkpoint())
@@ -242,11 +252,15 @@ def predict(run: CombinedRun, input_path: str, output_path: str, which: str | No
         if type(m.datamodule).predict_file is not BaseDataModule.predict_file:
             raise ConfigError(f"{m.name} predicts whole files (images, slides, videos); a combined run "
                               "predicts tables of rows only: predict with each member instead")
-    if not Path(input_path).is_file():
-        raise ConfigError(f"input file not found: {input_path}")
+    return members
+
+
+def score_members(members: list[_Member], input_path: str, run_dir: Path,
+                  **kwargs: Any) -> Iterator[tuple[Any, Any, Any]]:
+    """Scored chunks of ``input_path``: every member's, averaged row by row (with their spread)."""
     streams = [score_chunks(m.models, m.datamodule.predict_chunks(input_path, data_info=m.model.data_info, **kwargs))
                for m in members]
-    return write_prediction_table(Path(output_path), members[0].model, _merge(streams, run.dir), with_std=True)
+    return _merge(streams, run_dir)
 
 
 def _merge(streams: list[Iterable[tuple[Any, Any, Any]]], run_dir: Path) -> Iterator[tuple[Any, Any, Any]]:

@@ -66,17 +66,7 @@ def write_prediction_table(out: Path, model: Any, chunks: Iterable[tuple[Any, An
         header = True
         for records, preds, std in chunks:
             ok = records["error"].fillna("").eq("").to_numpy()
-            table = records.copy()
-            if preds is not None:
-                columns = model.output_columns(preds, std)
-            else:
-                probe = np.zeros((1, model.num_classes or model.num_tasks), np.float32)
-                columns = {k: v[:0] for k, v in model.output_columns(probe, probe if with_std else None).items()}
-            for name, values in columns.items():
-                col = np.full(len(records), np.nan, dtype=object if values.dtype == object else np.float32)
-                if len(values):
-                    col[ok] = values
-                table[name] = col
+            table = prediction_frame(model, records, preds, std, with_std)
             table.to_csv(tmp, mode="a", header=header, index=False, float_format="%.6g")
             header = False
             counts["rows"] += len(records)
@@ -87,3 +77,21 @@ def write_prediction_table(out: Path, model: Any, chunks: Iterable[tuple[Any, An
     return counts
 
 
+
+
+def prediction_frame(model: Any, records: Any, preds: Any, std: Any, with_std: bool) -> Any:
+    """One scored chunk as the rows of the prediction table: ``records`` (with their ``error``)
+    and the model's output columns, NaN on the rows with an error."""
+    ok = records["error"].fillna("").eq("").to_numpy()
+    table = records.copy()
+    if preds is not None:
+        columns = model.output_columns(preds, std)
+    else:
+        probe = np.zeros((1, model.num_classes or model.num_tasks), np.float32)
+        columns = {k: v[:0] for k, v in model.output_columns(probe, probe if with_std else None).items()}
+    for name, values in columns.items():
+        col = np.full(len(records), np.nan, dtype=object if values.dtype == object else np.float32)
+        if len(values):
+            col[ok] = values
+        table[name] = col
+    return table

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -22,11 +23,17 @@ from torch.utils.data import DataLoader
 
 from dltk.base import BaseDataModule
 from dltk.errors import DataError
+from dltk.serving import RequestRows
+from dltk_chem import serving
 from dltk_chem.representation import Representation
 from dltk_chem.smiles_files import read_smiles_file
 from dltk_chem.tables import MolTable, infer_task_type
 
 log = logging.getLogger("dltk.chem")
+
+POOL_MIN_BYTES = 100_000
+"""Prediction files smaller than this (about MIN_PARALLEL SMILES, e.g. one `dltk serve` batch) are
+featurized in-process: starting worker processes costs more than it saves (the result is the same)."""
 
 
 class MoleculeDataModule(BaseDataModule):
@@ -108,10 +115,21 @@ class MoleculeDataModule(BaseDataModule):
         """Stream a CSV (with a ``smiles`` column) or ``.smi`` file; invalid rows keep their error."""
         info = data_info or {}
         n_tasks = len(info.get("task_names", self.task_names)) or 1
-        with self.representation.predicting(info, self.n_jobs, self.batch_size) as featurize_chunk:
+        small = not Path(path).is_file() or Path(path).stat().st_size < POOL_MIN_BYTES
+        n_jobs = 1 if small else self.n_jobs
+        with self.representation.predicting(info, n_jobs, self.batch_size) as featurize_chunk:
             for chunk in read_smiles_file(path, smiles_column=smiles_column, chunk_size=chunk_size):
                 smiles = [c[1] for c in chunk]
                 errors, loader = featurize_chunk(smiles, n_tasks)
                 records = pd.DataFrame({"line": [c[0] for c in chunk], "id": [c[2] for c in chunk],
                                         "smiles": smiles, "error": errors})
                 yield records, loader
+
+    @classmethod
+    def request_schema(cls) -> dict[str, Any]:
+        """``dltk serve``: ``{"smiles": [...]}`` (:mod:`dltk_chem.serving`)."""
+        return serving.SCHEMA
+
+    @classmethod
+    def decode_request(cls, payload: dict[str, Any]) -> RequestRows:
+        return serving.decode(payload)

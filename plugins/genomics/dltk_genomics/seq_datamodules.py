@@ -20,9 +20,10 @@ from dltk.base import INPUT, TARGET, BaseDataModule, TensorDictDataset
 from dltk.data import RemoteFile, fetch
 from dltk.data.splits import random_split
 from dltk.errors import ConfigError, DataError
+from dltk.serving import RequestRows
 from torch.utils.data import DataLoader, Dataset
 
-from dltk_genomics import encoding, intervals, sequences
+from dltk_genomics import encoding, intervals, sequences, serving
 from dltk_genomics.shuffle import shuffle_sequences
 
 log = logging.getLogger("dltk.genomics")
@@ -126,6 +127,15 @@ class SequenceDataModule(BaseDataModule):
         return {"seq_length": self.seq_length, "pos_fraction": self._pos_fraction, "encoding": "iupac4"}
 
     # -- prediction on new files ----------------------------------------------------------------
+    @classmethod
+    def request_schema(cls) -> dict[str, Any]:
+        """``dltk serve``: ``{"sequences": [...], "ids": [...]}`` (:mod:`dltk_genomics.serving`)."""
+        return serving.SCHEMA
+
+    @classmethod
+    def decode_request(cls, payload: dict[str, Any]) -> RequestRows:
+        return serving.decode(payload)
+
     def predict_chunks(self, path: str, data_info: dict[str, Any] | None = None, chunk_size: int = 10_000,
                        **kwargs: Any) -> Iterator[tuple[pd.DataFrame, DataLoader | None]]:
         """Stream a FASTA file or a one-sequence-per-line file (``id sequence`` or bare sequences).

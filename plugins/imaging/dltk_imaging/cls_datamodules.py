@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from dltk_imaging import readers
 from dltk_imaging.normalize import fit_percentiles
 from dltk_imaging.options import ImagePredictOptions
+from dltk_imaging.serving import ImageServing
 
 log = logging.getLogger("dltk.imaging")
 
@@ -92,7 +93,7 @@ def _as_storage(images: np.ndarray) -> np.ndarray:
     return images if images.dtype == np.uint8 else images.astype(np.float32)
 
 
-class ImageClassificationDataModule(BaseDataModule):
+class ImageClassificationDataModule(ImageServing, BaseDataModule):
     """Shared behaviour: read -> split -> fit normalisation -> tensors; prediction on new inputs.
 
     Subclasses implement :meth:`read`.

@@ -38,6 +38,7 @@ from dltk_video.features import (
 from dltk_video.options import FramePredictOptions
 from dltk_video.readers import PoseTrack, bouts_to_frames, clean_track, read_annotations, read_pose
 from dltk_video.scoring import behavior_metrics, frame_f1, label_metrics, smooth_labels
+from dltk_video.serving import PoseServing
 
 log = logging.getLogger("dltk.video")
 
@@ -54,7 +55,7 @@ class Segment:
     hi: int
 
 
-class PoseBehaviorDataModule(BaseDataModule):
+class PoseBehaviorDataModule(PoseServing, BaseDataModule):
     """Shared behaviour of the pose datamodules; subclasses give sessions, classes and the split.
 
     Args:

@@ -143,6 +143,11 @@ class VideoBehaviorDataModule(PoseBehaviorDataModule):
         info["center"] = self.center
         return info
 
+    @classmethod
+    def request_schema(cls) -> None:
+        """Raw videos are not served (``dltk serve`` takes pose files; predict videos with ``dltk predict``)."""
+        return None
+
     def predict_file(self, input_path: str, output_path: str, models: list[Any],
                      options: FramePredictOptions | None = None) -> dict[str, int] | None:
         return predict_video_file(input_path, output_path, models, options or FramePredictOptions(),

@@ -14,6 +14,7 @@ from dltk.base import INPUT, TARGET, BaseDataModule, TensorDictDataset
 from dltk.data.splits import random_split
 from dltk.errors import DataError
 from dltk.options import option
+from dltk.serving import RequestError, RequestRows
 
 TASKS = ["alpha", "beta"]
 
@@ -105,6 +106,25 @@ class ToyDataModule(BaseDataModule):
             info["class_counts"] = self._class_counts
             info["primary_metric"] = ["balanced_accuracy", "max"]
         return info
+
+    @classmethod
+    def request_schema(cls) -> dict[str, Any]:
+        """``{"rows": [[x0, x1, ...], ...], "ids": [...]}``; a null or missing feature is a row error."""
+        number = {"type": ["number", "null"]}
+        return {"type": "object", "additionalProperties": False, "required": ["rows"], "properties": {
+            "rows": {"type": "array", "minItems": 1, "items": {"type": "array", "maxItems": 1024, "items": number}},
+            "ids": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}}}}
+
+    @classmethod
+    def decode_request(cls, payload: dict[str, Any]) -> RequestRows:
+        rows, ids = payload["rows"], payload.get("ids")
+        if ids is not None and len(ids) != len(rows):
+            raise RequestError(f"body.ids: {len(ids)} ids for {len(rows)} rows")
+        width = max(len(r) for r in rows)
+        header = ",".join(["id"] + [f"x{i}" for i in range(width)])
+        lines = [",".join([ids[i] if ids else str(i + 1)] + ["" if v is None else repr(float(v)) for v in row]
+                          + [""] * (width - len(row))) for i, row in enumerate(rows)]
+        return RequestRows(".csv", lines, header)
 
     def predict_chunks(self, path: str, data_info: dict[str, Any] | None = None, chunk_size: int = 1000,
                        **kwargs: Any) -> Iterator[tuple[pd.DataFrame, DataLoader | None]]:
