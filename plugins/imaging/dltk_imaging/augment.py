@@ -23,10 +23,8 @@ def dihedral(x: Tensor, flip: Tensor, k: Tensor) -> Tensor:
     if x.shape[-1] != x.shape[-2]:
         k = (k // 2) * 2
     out = x
-    for turns in (1, 2, 3):
-        sel = k == turns
-        if bool(sel.any()):
-            out = torch.where(sel[:, None, None, None], torch.rot90(x, turns, (-2, -1)), out)
+    for turns in (1, 2, 3):  # no host-side test of which turns occur: that would sync with the GPU
+        out = torch.where((k == turns)[:, None, None, None], torch.rot90(x, turns, (-2, -1)), out)
     return out
 
 
