@@ -144,7 +144,9 @@ def train_variant(model0: Any, datamodule: Any, accelerator: str, precision: str
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(model, datamodule=datamodule)
     losses = [float(v) for v in torch.stack(timer.losses).float().cpu()] if timer.losses else []
-    val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and k.count("/") == 1}
+    primary = f"val/{model.primary_metric[0]}"  # e.g. val/f1/Supported: kept beside the top-level metrics
+    val = {k: float(v) for k, v in trainer.callback_metrics.items()
+           if k.startswith("val/") and (k.count("/") == 1 or k == primary)}
     seconds = timer.stop - timer.start
     record = {
         "accelerator": accelerator, "precision": precision, "steps": len(losses),
