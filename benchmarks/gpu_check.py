@@ -413,6 +413,10 @@ def machine(s: Settings) -> dict:
             "cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "versions": versions}
 
 
+def _yes(value: Any) -> str:
+    return "-" if value is None else ("yes" if value else "**no**")
+
+
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
@@ -441,10 +445,6 @@ def markdown(report: dict) -> str:
             f"| {_yes((r.get('export') or {}).get('agree'))} | {_yes(ddp.get('ok'))} ({ddp.get('devices', '-')}) "
             f"| {_yes(r.get('ok'))} |")
     return "\n".join(lines) + "\n"
-
-
-def _yes(value: Any) -> str:
-    return "-" if value is None else ("yes" if value else "**no**")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -488,7 +488,6 @@ def main(argv: list[str] | None = None) -> int:
               "presets": presets, "problems": s.problems, "ok": not s.problems,
               "wall_seconds": time.perf_counter() - start}
     from dltk.io import write_json, write_text
-
     write_json(output / "gpu_check.json", report)
     write_text(output / "gpu_check.md", markdown(report))
     print(markdown(report), end="")
