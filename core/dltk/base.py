@@ -61,7 +61,9 @@ class BaseDataModule(L.LightningDataModule):
 
     Args:
         batch_size: samples per batch.
-        num_workers: DataLoader worker processes (0 = load in the main process).
+        num_workers: DataLoader worker processes. 0 (the default) loads in the main process, the
+            fastest for the in-memory tensor datasets most presets use; -1 starts one per CPU core
+            (at most 8; :func:`loader_workers`), for datasets that decode or crop per sample.
         split_seed: seed of the train/validation(/test) split, independent of the model's seed so
             that several model seeds are evaluated on the same split.
     """
@@ -176,8 +178,15 @@ class BaseDataModule(L.LightningDataModule):
             from dltk.resilience import EpochSeededSampler
 
             sampler = EpochSeededSampler(len(dataset), seed=int(os.environ.get("PL_GLOBAL_SEED", "0")))
+        workers = loader_workers(self.num_workers)
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, collate_fn=self.collate_fn,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                          num_workers=workers, persistent_workers=workers > 0, pin_memory=self._pin_memory())
+
+    def _pin_memory(self) -> bool:
+        """Page-locked batches when the trainer runs on a CUDA device, so that Lightning's
+        ``non_blocking`` copy overlaps the transfer with the previous step's compute."""
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_dataset, shuffle=True)
@@ -192,31 +201,48 @@ class BaseDataModule(L.LightningDataModule):
         return self.test_dataloader()
 
 
+def loader_workers(num_workers: int) -> int:
+    """DataLoader workers for a ``num_workers`` setting: itself when >= 0; -1 means one per CPU core
+    this process may use, at most 8 (more rarely helps one GPU and multiplies memory)."""
+    if num_workers >= 0:
+        return num_workers
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
 def masked_loss(output: Tensor, target: Tensor, task_type: TaskType,
                 pos_weight: Tensor | None = None, class_weight: Tensor | None = None) -> Tensor:
     """Mean loss over the labelled entries only (NaN targets are ignored).
 
     Classification uses BCE on logits (optionally with per-task ``pos_weight``); regression uses MSE;
     multiclass uses cross-entropy on logits ``(B[, T], C)`` against class indices ``(B[, T])``
-    (optionally with per-class ``class_weight``).
+    (optionally with per-class ``class_weight``). A batch without any label gives 0 (and zero
+    gradients). Written with masks and sums instead of boolean indexing, so that a training step
+    never waits for the GPU to tell the host how many entries are labelled.
     """
     if task_type == "multiclass":
         logits = output.reshape(-1, output.shape[-1])
         flat = target.reshape(-1)
         keep = ~torch.isnan(flat)
-        if not keep.any():
-            return output.sum() * 0.0
-        return nn.functional.cross_entropy(logits[keep], flat[keep].long(), weight=class_weight)
+        classes = torch.where(keep, flat, torch.zeros_like(flat)).long()
+        per_entry = nn.functional.cross_entropy(logits, classes, weight=class_weight, reduction="none")
+        weight = keep.to(per_entry.dtype)
+        if class_weight is not None:  # torch's weighted mean divides by the weights of the targets
+            weight = weight * class_weight.to(per_entry.dtype)[classes]
+        total = torch.where(keep, per_entry, torch.zeros_like(per_entry)).sum()
+        return total / weight.sum().clamp_min(1e-12)
     mask = ~torch.isnan(target)
-    if not mask.any():
-        return output.sum() * 0.0
     filled = torch.where(mask, target, torch.zeros_like(target))
     if task_type == "classification":
         loss = nn.functional.binary_cross_entropy_with_logits(output, filled, reduction="none",
                                                               pos_weight=pos_weight)
     else:
         loss = (output - filled) ** 2
-    return loss[mask].mean()
+    total = torch.where(mask, loss, torch.zeros_like(loss)).sum()
+    return total / mask.sum().clamp_min(1).to(loss.dtype)
 
 
 class BaseModel(L.LightningModule):

@@ -12,10 +12,20 @@ from typing import Any
 import numpy as np
 
 
+DEVICE_ENV = "DLTK_DEVICE"
+"""Environment variable naming the inference device (``cpu``, ``cuda``, ``cuda:1``); unset: auto."""
+
+
 def device() -> Any:
-    """The device inference runs on: the first GPU when present, else the CPU."""
+    """The device inference runs on: ``$DLTK_DEVICE`` when set, else the first GPU when present,
+    else the CPU."""
+    import os
+
     import torch
 
+    chosen = os.environ.get(DEVICE_ENV, "").strip()
+    if chosen:
+        return torch.device(chosen)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -25,7 +25,10 @@ def predict_folder(models: list, input_path: Path, output_path: Path, options: N
     import tifffile
     from tqdm.auto import tqdm
 
+    from dltk.inference import device
+
     ns = options
+    models = [m.to(device()) for m in models]
     files = image_files(input_path)
     if output_path.exists() and not output_path.is_dir():
         raise DataError(output_path, "output must be a folder (label images + counts.csv are written into it)")
