@@ -36,7 +36,8 @@ class NucleiPredictOptions:
     segmenter: Literal["model", "classical"] = option(
         "model", "the run's network, or the classical threshold + distance-transform watershed pipeline")
     sigma: float = option(-1.0, "classical pipeline: smoothing sigma in pixels (-1 = tuned default)")
-    threshold: float = option(-1.0, "classical pipeline: threshold on the [0, 1] grey scale (0 = Otsu, -1 = tuned default)")
+    threshold: float = option(
+        -1.0, "classical pipeline: threshold on the [0, 1] grey scale (0 = Otsu, -1 = tuned default)")
     block: int = option(2048, "segment images larger than this block by block (bounded memory)")
     margin: int = option(64, "pixels of context around each block; more than the largest nucleus")
 

@@ -35,12 +35,12 @@ class ClassicalParams:
 
 
 def otsu_threshold(grey: np.ndarray, sigma: float) -> float:
-    """Otsu's threshold of the smoothed image (0.5 for a constant image)."""
+    """Otsu's threshold of the smoothed image (1.0, i.e. no foreground, for a constant image)."""
     from skimage.filters import threshold_otsu
 
     smooth = _smooth(np.asarray(grey, dtype=np.float32), sigma)
     if float(smooth.max()) <= float(smooth.min()):
-        return 0.5
+        return 1.0
     return float(threshold_otsu(smooth))
 
 

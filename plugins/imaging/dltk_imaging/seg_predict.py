@@ -32,7 +32,8 @@ class ModelSegmenter:
     def __init__(self, models: list) -> None:
         self.models = models
         model = models[0]
-        self.context = min(int(model.hparams.tile_overlap), int(model.data_info.get("crop_size", 256)) // 2)
+        tile = int(model.hparams.get("inference_tile", 0)) or int(model.data_info.get("crop_size", 256))
+        self.context = min(int(model.hparams.tile_overlap), tile // 2)
 
     def fit(self, grey_sample: np.ndarray) -> None:
         """Nothing to fit: the network sees each block."""
@@ -176,7 +177,8 @@ def write_crops(path: Path, crops: list[tuple[Path, str, str, ImageResult]], siz
     parts = [r.crops for *_, r in crops if r.crops is not None and len(r.crops)]
     arrays: dict[str, np.ndarray] = {
         "images": np.concatenate(parts) if parts else np.zeros((0, n_ch, size, size), np.uint8),
-        "object_id": np.concatenate([r.table["object_id"].to_numpy(np.int64) for *_, r in crops] or [np.zeros(0, np.int64)]),
+        "object_id": np.concatenate([r.table["object_id"].to_numpy(np.int64) for *_, r in crops]
+                                    or [np.zeros(0, np.int64)]),
         "image": np.asarray([n for _, n, _, r in crops for _ in range(r.n_objects)], dtype=str),
         "centroid": np.concatenate([r.table[["centroid_y", "centroid_x"]].to_numpy() for *_, r in crops]
                                    or [np.zeros((0, 2))]),

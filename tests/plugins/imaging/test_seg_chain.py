@@ -26,7 +26,8 @@ def _nuclei(shape: tuple[int, int], n: int, seed: int, radius: tuple[int, int] =
     background; the true instance map; the value(s) of each true object."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:shape[0], :shape[1]]
-    grid = [(y, x) for y in range(gap // 2, shape[0] - gap // 2, gap) for x in range(gap // 2, shape[1] - gap // 2, gap)]
+    grid = [(y, x) for y in range(gap // 2, shape[0] - gap // 2, gap)
+            for x in range(gap // 2, shape[1] - gap // 2, gap)]
     labels = np.zeros(shape, np.int32)
     image = np.full((*shape, channels), 40, dtype)
     values = {}
@@ -104,7 +105,8 @@ def test_bad_inputs_are_skips_or_one_line_errors(tmp_path: Path) -> None:
     Image.fromarray(rgba, "RGBA").save(folder / "a_rgba.png")
     Image.fromarray(np.zeros((50, 60), np.uint8)).save(folder / "b_empty.png")  # no nuclei: a valid result
     (folder / "c_broken.tif").write_bytes(b"II*\x00garbage")
-    opts = parse_options(NucleiPredictOptions, ["--segmenter", "classical", "--sigma", "0", "--table", "parquet", "--crops", "16"], "p")
+    args = ["--segmenter", "classical", "--sigma", "0", "--table", "parquet", "--crops", "16"]
+    opts = parse_options(NucleiPredictOptions, args, "p")
     counts = predict_folder([], folder, tmp_path / "out", opts)
     assert counts == {"images": 3, "segmented": 2, "skipped": 1, "nuclei": 1}
     table = pd.read_parquet(tmp_path / "out" / "objects.parquet")
