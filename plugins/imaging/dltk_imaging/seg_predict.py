@@ -136,9 +136,9 @@ def predict_folder(models: list, input_path: Path, output_path: Path, options: N
         tables.append(result.table)
         if result.crops is not None:
             crops.append((file, name, cls, result))
-    write_table(output_path / f"objects.{options.table}", tables)
-    if options.crops:
+    if options.crops:  # first: a channel-count mismatch stops before any table is written
         write_crops(output_path / "crops.npz", crops, options.crops)
+    write_table(output_path / f"objects.{options.table}", tables)
     write_rows(output_path / "counts.csv", rows)
     if skipped:
         print(f"skipped {len(skipped)} unreadable images (first: {skipped[0]})")
