@@ -30,7 +30,7 @@ class NucleiPredictOptions:
     """``dltk predict`` on a nuclei run: an image, a folder of images, or a folder of class folders."""
 
     format: Literal["tif", "png"] = option("tif", "instance mask format (16-bit TIFF, or 16-bit PNG)")
-    overlay: bool = option(True, "also write an overlay PNG per image (images of one block only)")
+    overlay: bool = option(True, "write an overlay PNG per image (on by default; images of one block only)")
     table: Literal["csv", "parquet"] = option("csv", "per-object measurement table format (objects.csv/.parquet)")
     crops: int = option(0, "also write SIZE x SIZE single-cell crops + object ids to crops.npz (0 = none)")
     segmenter: Literal["model", "classical"] = option(
