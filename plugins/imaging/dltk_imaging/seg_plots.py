@@ -30,8 +30,9 @@ def _outline_rgb(image: np.ndarray, labels: np.ndarray, true: np.ndarray | None)
     from skimage.segmentation import find_boundaries
 
     grey = to_grey(image, invert="never")
-    base = np.repeat(grey[..., None], 3, axis=-1) if image.ndim == 2 else \
-        np.clip(image[..., :3].astype(np.float32) / max(1.0, float(image[..., :3].max())), 0, 1)
+    colour = image.ndim == 3 and image.shape[-1] in (3, 4) and image.shape[0] > 4
+    base = np.clip(image[..., :3].astype(np.float32) / max(1.0, float(image[..., :3].max())), 0, 1) if colour \
+        else np.repeat(grey[..., None], 3, axis=-1)
     rgb = label2rgb(labels, image=base, alpha=0.25, bg_label=0, image_alpha=1.0) if labels.max() else base
     rgb = rgb.copy()
     rgb[find_boundaries(labels, mode="inner")] = (1.0, 1.0, 0.0)

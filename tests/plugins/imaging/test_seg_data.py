@@ -123,3 +123,16 @@ def test_nucleus_radius_and_scale() -> None:
     labels = disc.astype(np.int32) * 3
     g, lab = rescale_pair(disc.astype(np.float32), labels, 0.25)
     assert g.shape == lab.shape == (50, 50) and set(np.unique(lab)) == {0, 3}
+
+
+@pytest.mark.slow
+def test_competition_protocol_trains_on_stage1_train_and_tests_on_all_65() -> None:
+    """The preset's split: 664 training images (16 held out by image, stratified by kind), all 65 test."""
+    from dltk_imaging.seg_datamodules import NucleiDataModule
+
+    dm = NucleiDataModule(images="dsb2018", n_val=16)
+    splits = dm.split_samples()
+    assert [len(splits[k]) for k in ("train", "val", "test")] == [648, 16, 65]
+    assert sum(int(s.labels.max()) for k in ("train", "val") for s in splits[k]) == 28986
+    assert not {s.id for s in splits["test"]} & {s.id for k in ("train", "val") for s in splits[k]}
+    assert sorted(s.kind for s in splits["val"]).count("colour") == 3
