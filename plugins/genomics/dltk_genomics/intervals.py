@@ -143,6 +143,41 @@ class Regions:
                        np.concatenate([p.rows for p in parts]), [n for p in parts for n in p.names])
 
 
+def _bed_fields(path: str | Path, row: int, line: str) -> tuple[list[str], int, int]:
+    """The fields of a BED row and its start and end; a DataError naming the row when malformed."""
+    fields = line.split("\t") if "\t" in line else line.split()
+    if len(fields) < 3:
+        raise DataError(path, f"a BED row needs at least 3 fields (chrom, start, end), got {len(fields)}",
+                        row=row)
+    try:
+        start, end = int(fields[1]), int(fields[2])
+    except ValueError:
+        raise DataError(path, f"start/end must be integers, got {fields[1]!r}, {fields[2]!r}",
+                        row=row) from None
+    if start < 0 or end <= start:
+        raise DataError(path, f"need 0 <= start < end, got start={start}, end={end}", row=row)
+    return fields, start, end
+
+
+def _bed_score_and_summit(fields: list[str], start: int, end: int) -> tuple[float, int]:
+    """``score`` (column 5; NaN when absent or not a number) and the absolute narrowPeak summit
+    (column 10; -1 when absent, not an integer or outside the region)."""
+    score = np.nan
+    if len(fields) >= 5:
+        try:
+            score = float(fields[4])
+        except ValueError:
+            score = np.nan
+    summit = -1
+    if len(fields) >= 10:
+        try:
+            offset = int(fields[9])
+            summit = start + offset if 0 <= offset < end - start else -1
+        except ValueError:
+            summit = -1
+    return score, summit
+
+
 def read_bed(path: str | Path, genome: Genome) -> tuple[Regions, SkipReport, np.ndarray]:
     """Read a BED (BED3+; ``score`` from column 5, narrowPeak summit from column 10 when present).
 
@@ -170,17 +205,7 @@ def read_bed(path: str | Path, genome: Genome) -> tuple[Regions, SkipReport, np.
             if not line.strip() or line.startswith(("#", "track", "browser")):
                 continue
             any_row = True
-            fields = line.split("\t") if "\t" in line else line.split()
-            if len(fields) < 3:
-                raise DataError(path, f"a BED row needs at least 3 fields (chrom, start, end), got {len(fields)}",
-                                row=row)
-            try:
-                start, end = int(fields[1]), int(fields[2])
-            except ValueError:
-                raise DataError(path, f"start/end must be integers, got {fields[1]!r}, {fields[2]!r}",
-                                row=row) from None
-            if start < 0 or end <= start:
-                raise DataError(path, f"need 0 <= start < end, got start={start}, end={end}", row=row)
+            fields, start, end = _bed_fields(path, row, line)
             contig = genome.resolve(fields[0])
             if contig is None:
                 absent.setdefault(fields[0], row)
@@ -189,19 +214,7 @@ def read_bed(path: str | Path, genome: Genome) -> tuple[Regions, SkipReport, np.
             if end > genome.lengths[contig]:
                 skipped.add("ending past their contig end", row)
                 continue
-            score = np.nan
-            if len(fields) >= 5:
-                try:
-                    score = float(fields[4])
-                except ValueError:
-                    score = np.nan
-            summit = -1
-            if len(fields) >= 10:
-                try:
-                    offset = int(fields[9])
-                    summit = start + offset if 0 <= offset < end - start else -1
-                except ValueError:
-                    summit = -1
+            score, summit = _bed_score_and_summit(fields, start, end)
             contigs.append(contig)
             starts.append(start)
             ends.append(end)
@@ -267,6 +280,40 @@ class _Overlaps:
         return reach > starts
 
 
+def _gc_quota(genome: Genome, positives: Regions, ratio: float, n_bins: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """Background windows wanted per GC bin: ``ratio`` times the positives' count in that bin,
+    stochastically rounded."""
+    pos_gc = encoding.gc_fraction(window_codes(genome, positives))
+    pos_bins = np.clip(np.nan_to_num(pos_gc, nan=0.5) / GC_BIN, 0, n_bins - 1).astype(np.int64)
+    need = np.bincount(pos_bins, minlength=n_bins).astype(np.float64) * ratio
+    return np.floor(need + rng.random(n_bins) * (need % 1 > 0)).astype(np.int64)  # stochastic rounding
+
+
+def _gc_bin(genome: Genome, contig: str, start: int, width: int, max_n: float, n_bins: int) -> int | None:
+    """The GC bin of a candidate window, or None when it holds too many ambiguous bases."""
+    codes = genome.codes(contig, start, start + width)
+    ambiguous = np.count_nonzero((codes != 1) & (codes != 2) & (codes != 4) & (codes != 8))
+    if ambiguous > max_n * width:
+        return None
+    return int(min(encoding.gc_fraction(codes)[0] / GC_BIN, n_bins - 1))
+
+
+def _borrow_nearest(need: np.ndarray, spare: list[tuple[str, int, int]],
+                    chosen: dict[int, list[tuple[str, int]]]) -> None:
+    """Fill the GC bins still short (``need``) from the spare candidates of the nearest bins."""
+    spare_bins = np.array([b for _, _, b in spare]) if spare else np.zeros(0, np.int64)
+    used = np.zeros(len(spare), dtype=bool)
+    for b in np.flatnonzero(need > 0):
+        for _ in range(int(need[b])):
+            free = np.flatnonzero(~used)
+            if not free.size:
+                break
+            j = free[np.argmin(np.abs(spare_bins[free] - b))]
+            used[j] = True
+            chosen[b].append(spare[j][:2])
+
+
 def background_windows(genome: Genome, positives: Regions, contigs: Iterable[str], width: int, ratio: float,
                        seed: int, max_n: float = 0.1, exclude: Regions | None = None,
                        max_draws: int = 200) -> Regions:
@@ -285,17 +332,12 @@ def background_windows(genome: Genome, positives: Regions, contigs: Iterable[str
     """
     contigs = [c for c in contigs if genome.lengths.get(c, 0) >= width]
     wanted = round(ratio * len(positives))
-    empty = Regions(np.asarray([], dtype=object), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
-                    np.zeros(0, np.int64), [])
     if wanted == 0 or not contigs:
-        return empty
+        return _background_regions([], width)
     rng = np.random.default_rng(seed)
     overlaps = _Overlaps(exclude if exclude is not None else positives)
     n_bins = round(1 / GC_BIN) + 1
-    pos_gc = encoding.gc_fraction(window_codes(genome, positives))
-    pos_bins = np.clip(np.nan_to_num(pos_gc, nan=0.5) / GC_BIN, 0, n_bins - 1).astype(np.int64)
-    need = np.bincount(pos_bins, minlength=n_bins).astype(np.float64) * ratio
-    need = np.floor(need + rng.random(n_bins) * (need % 1 > 0)).astype(np.int64)  # stochastic rounding
+    need = _gc_quota(genome, positives, ratio, n_bins, rng)
     sizes = np.array([genome.lengths[c] - width + 1 for c in contigs], dtype=np.float64)
     prob = sizes / sizes.sum()
     chosen: dict[int, list[tuple[str, int]]] = {b: [] for b in range(n_bins)}
@@ -310,11 +352,9 @@ def background_windows(genome: Genome, positives: Regions, contigs: Iterable[str
             starts = rng.integers(0, genome.lengths[contig] - width + 1, size=k)
             starts = starts[~overlaps.any(contig, starts, starts + width)]
             for s in starts:
-                codes = genome.codes(contig, int(s), int(s) + width)
-                ambiguous = np.count_nonzero((codes != 1) & (codes != 2) & (codes != 4) & (codes != 8))
-                if ambiguous > max_n * width:
+                b = _gc_bin(genome, contig, int(s), width, max_n, n_bins)
+                if b is None:
                     continue
-                b = int(min(encoding.gc_fraction(codes)[0] / GC_BIN, n_bins - 1))
                 if need[b] > 0:
                     chosen[b].append((contig, int(s)))
                     need[b] -= 1
@@ -322,17 +362,8 @@ def background_windows(genome: Genome, positives: Regions, contigs: Iterable[str
                     spare.append((contig, int(s), b))
         draws += batch
     short = int(need.sum())
-    if short:  # borrow from the nearest GC bins among the spare candidates
-        spare_bins = np.array([b for _, _, b in spare]) if spare else np.zeros(0, np.int64)
-        used = np.zeros(len(spare), dtype=bool)
-        for b in np.flatnonzero(need > 0):
-            for _ in range(int(need[b])):
-                free = np.flatnonzero(~used)
-                if not free.size:
-                    break
-                j = free[np.argmin(np.abs(spare_bins[free] - b))]
-                used[j] = True
-                chosen[b].append(spare[j][:2])
+    if short:
+        _borrow_nearest(need, spare, chosen)
         log.warning("background: %d of %d windows could not be GC-matched exactly; taken from the nearest GC "
                     "bins", short, wanted)
     picks = [p for b in range(n_bins) for p in chosen[b]]
@@ -340,7 +371,11 @@ def background_windows(genome: Genome, positives: Regions, contigs: Iterable[str
         raise DataError(genome.path, "could not sample any background window (contigs too short or fully "
                         "covered by positives)")
     order = rng.permutation(len(picks))
-    picks = [picks[i] for i in order]
+    return _background_regions([picks[i] for i in order], width)
+
+
+def _background_regions(picks: list[tuple[str, int]], width: int) -> Regions:
+    """Regions of the sampled ``(contig, start)`` windows, named ``bg:<contig>:<start>-<end>``."""
     starts = np.array([s for _, s in picks], dtype=np.int64)
     return Regions(np.asarray([c for c, _ in picks], dtype=object), starts, starts + width,
                    np.full(len(picks), np.nan), np.zeros(len(picks), np.int64),

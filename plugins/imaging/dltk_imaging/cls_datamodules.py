@@ -8,8 +8,8 @@ else as float32), raw: the model normalises with the training-split percentiles 
 
 ``dltk predict --run DIR --input X --output Y`` accepts an image folder (flat, or one sub-folder per
 class, whose names then become a ``true_<target>`` column), a CSV manifest, an ``.npz``/``.h5`` file, a
-single image, or a whole-slide image (``.svs``, ``.ndpi``, a tiled pyramidal TIFF), which is tiled
-(:mod:`dltk_imaging.slide`).
+single image (:mod:`dltk_imaging.cls_predict`), or a whole-slide image (``.svs``, ``.ndpi``, a tiled
+pyramidal TIFF), which is tiled (:mod:`dltk_imaging.slide`).
 """
 
 from __future__ import annotations
@@ -88,11 +88,6 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, float, float], 
     return tuple(np.sort(np.asarray(p, dtype=np.int64)) for p in parts)  # type: ignore[return-value]
 
 
-def _as_storage(images: np.ndarray) -> np.ndarray:
-    """uint8 stays uint8 (4x smaller); other dtypes become float32 (torch has no uint16 math)."""
-    return images if images.dtype == np.uint8 else images.astype(np.float32)
-
-
 class ImageClassificationDataModule(ImageServing, BaseDataModule):
     """Shared behaviour: read -> split -> fit normalisation -> tensors; prediction on new inputs.
 
@@ -160,7 +155,7 @@ class ImageClassificationDataModule(ImageServing, BaseDataModule):
         if missing:
             raise DataError(None, f"class(es) with no training image after the split: {', '.join(missing)}")
         low, high = fit_percentiles(data.images[train], *self.norm_pct)
-        images = _as_storage(data.images)
+        images = readers.as_storage(data.images)
         y = np.where(labels >= 0, labels, np.nan).astype(np.float32)
         self.train_dataset = TensorDictDataset(**{INPUT: images[train], TARGET: y[train]})
         self.val_dataset = TensorDictDataset(**{INPUT: images[val], TARGET: y[val]})
@@ -237,6 +232,7 @@ class ImageClassificationDataModule(ImageServing, BaseDataModule):
     # -- prediction -------------------------------------------------------------------------
     def predict_file(self, input_path: str, output_path: str, models: list[Any],
                      options: ImagePredictOptions | None = None) -> dict[str, int] | None:
+        from dltk_imaging.cls_predict import predict_images
         from dltk_imaging.slide import is_slide, predict_slide
 
         ns = options or ImagePredictOptions()
@@ -256,143 +252,6 @@ class ImageClassificationDataModule(ImageServing, BaseDataModule):
 
 
 # ------------------------------------------------------------------------------------------------
-# prediction on images (folders, manifests, arrays, single files)
-# ------------------------------------------------------------------------------------------------
-CHUNK = 1024
-"""Images decoded and predicted per chunk: memory stays bounded for large folders."""
-
-
-def _predict_sources(path: Path, class_names: list[str]) -> tuple[str, Any]:
-    """('files', [(path, label-or-'')]) or ('arrays', ImageSet)."""
-    if path.is_dir():
-        items = [(p, "") for p in readers.list_images(path)]
-        for sub in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            label = sub.name if sub.name in class_names else ""  # a class folder gives the true label
-            items += [(p, label) for p in readers.list_images(sub)]
-        if not items:
-            raise DataError(path, f"no images ({', '.join(readers.IMAGE_SUFFIXES)}) in the folder or its "
-                                  "sub-folders")
-        return "files", items
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        if "path" not in table.columns:
-            raise DataError(path, f"needs a 'path' column (found: {', '.join(table.columns)})", field="path")
-        labels = table["label"].str.strip() if "label" in table.columns else [""] * len(table)
-        items = []
-        for value, label in zip(table["path"], labels):
-            p = Path(value)
-            items.append((p if p.is_absolute() else path.parent / p, label))
-        return "files", items
-    if suffix in readers.ARRAY_SUFFIXES:
-        return "arrays", readers.read_arrays(path, classes=None, require_labels=False)
-    if suffix in readers.IMAGE_SUFFIXES:
-        return "files", [(path, "")]
-    raise DataError(path, "expected an image folder, a .csv manifest, an .npz/.h5 file, an image or a slide")
-
-
-def _check_compatible(images: np.ndarray, info: dict[str, Any], where: Path) -> None:
-    if images.shape[1] != int(info["in_chans"]):
-        raise DataError(where, f"images have {images.shape[1]} channel(s), the model expects {info['in_chans']}")
-    depth = readers.bit_depth(images.dtype)
-    if info.get("bit_depth") and depth != info["bit_depth"]:
-        raise DataError(where, f"images are {depth} but the model was trained on {info['bit_depth']} images; "
-                               "intensities would not be comparable")
-
-
-def predict_images(path: Path, output_path: str, models: list[Any], batch_size: int = 64) -> dict[str, int]:
-    """Predict every image of ``path``; write a CSV (``id``, ``true_*`` when known, predicted class,
-    ``prob_<class>``, ``error``) atomically. Unreadable images are rows with an error."""
-    from dltk.inference import ensemble_inference
-    from dltk.io import atomic_path
-
-    model = models[0]
-    info = model.data_info
-    class_names = list(model.class_names)
-    target = model.task_names[0]
-    kind, source = _predict_sources(path, class_names)
-    h, w = info["image_size"]
-    resize_to = int(h) if h == w else None
-    counts = {"rows": 0, "predicted": 0, "errors": 0}
-    out = Path(output_path)
-    header = True
-    with atomic_path(out) as tmp:
-        n = len(source) if kind == "files" else len(source.labels)
-        for start in range(0, n, CHUNK):
-            stop = min(n, start + CHUNK)
-            if kind == "files":
-                chunk = source[start:stop]
-                ids = [str(p) for p, _ in chunk]
-                truth = [label for _, label in chunk]
-                errors = [""] * len(chunk)
-                existing = [i for i, (p, _) in enumerate(chunk) if Path(p).is_file()]
-                for i in set(range(len(chunk))) - set(existing):
-                    errors[i] = f"{chunk[i][0]}: file not found"
-                ok = np.zeros(len(chunk), dtype=bool)
-                images = None
-                if existing:
-                    try:
-                        images, ok_sub, errs = readers.read_images([chunk[i][0] for i in existing],
-                                                                   image_size=resize_to, where=path,
-                                                                   expect_channels=int(info["in_chans"]))
-                    except DataError as exc:
-                        if "none of" not in str(exc):
-                            raise
-                        ok_sub, errs = np.zeros(len(existing), dtype=bool), []
-                        for i in existing:
-                            try:
-                                readers.read_image(chunk[i][0])
-                            except DataError as inner:
-                                errs.append(str(inner))
-                    bad = iter(errs)
-                    for i, good in zip(existing, ok_sub):
-                        ok[i] = bool(good)
-                        if not good:
-                            errors[i] = next(bad, "unreadable")
-            else:
-                images = source.images[start:stop]
-                if resize_to and tuple(images.shape[-2:]) != (resize_to, resize_to):
-                    images = np.stack([readers._resize(a, resize_to) for a in images])
-                ids = source.ids[start:stop]
-                truth = [source.class_names[int(v)] if v >= 0 and source.class_names else ""
-                         for v in source.labels[start:stop]]
-                errors = [""] * len(ids)
-                ok = np.ones(len(ids), dtype=bool)
-            table = pd.DataFrame({"id": ids})
-            if any(truth):
-                table[f"true_{target}"] = truth
-            probs = None
-            if images is not None and ok.any():
-                _check_compatible(images, info, path)
-                if tuple(images.shape[-2:]) != (int(h), int(w)):
-                    raise DataError(path, f"images are {images.shape[-1]}x{images.shape[-2]}, the model was "
-                                          f"trained on {w}x{h}")
-                dataset = TensorDictDataset(**{INPUT: _as_storage(images),
-                                               TARGET: np.full(len(images), np.nan, np.float32)})
-                probs, std, _ = ensemble_inference(models, DataLoader(dataset, batch_size=batch_size))
-                columns = model.output_columns(probs, std)
-            else:
-                probe = np.zeros((1, len(class_names)), np.float32)
-                columns = {k: v[:0] for k, v in model.output_columns(probe, probe if len(models) > 1 else None).items()}
-            for name, values in columns.items():
-                col = np.full(len(ids), np.nan if values.dtype != object else "", dtype=values.dtype
-                              if values.dtype == object else np.float32)
-                if len(values):
-                    col[ok] = values
-                table[name] = col
-            table["error"] = errors
-            table.to_csv(tmp, mode="a", header=header, index=False, float_format="%.6g")
-            header = False
-            counts["rows"] += len(ids)
-            counts["predicted"] += int(ok.sum())
-            counts["errors"] += int((~ok).sum())
-    if counts["errors"]:
-        first = next((e for e in pd.read_csv(out, usecols=["error"], keep_default_na=False)["error"] if e), "")
-        print(f"dltk imaging: skipped {counts['errors']} unreadable images (first: {first})", flush=True)
-    return counts
-
-
-# ------------------------------------------------------------------------------------------------
 # concrete datamodules
 # ------------------------------------------------------------------------------------------------
 class BBBC048DataModule(ImageClassificationDataModule):
@@ -402,16 +261,12 @@ class BBBC048DataModule(ImageClassificationDataModule):
 
     Args:
         path: an .npz file of the same layout instead of the registered file (optional).
+        target_name: name of the predicted column (``pred_phase``).
         **kwargs: see :class:`ImageClassificationDataModule`.
     """
 
-    def __init__(self, path: str = "", target_name: str = "phase", val_fraction: float = 0.1,
-                 test_fraction: float = 0.2, norm_low: float = 1.0, norm_high: float = 99.5,
-                 sampler: Literal["shuffle", "balanced"] = "shuffle", batch_size: int = 64,
-                 num_workers: int = 0, split_seed: int = 0) -> None:
-        super().__init__(target_name=target_name, val_fraction=val_fraction, test_fraction=test_fraction,
-                         norm_low=norm_low, norm_high=norm_high, sampler=sampler, batch_size=batch_size,
-                         num_workers=num_workers, split_seed=split_seed)
+    def __init__(self, path: str = "", target_name: str = "phase", **kwargs: Any) -> None:
+        super().__init__(target_name=target_name, **kwargs)
         self.path = path
 
     def read(self) -> readers.ImageSet:
@@ -427,16 +282,18 @@ class CRCTilesDataModule(ImageClassificationDataModule):
     Args:
         path: tiles to train on instead of the smoke set.
         image_size: resize tiles to this size (0 = keep).
+        target_name: name of the predicted column (``pred_tissue``).
+        val_fraction, test_fraction: validation and test fractions (per class; a third each, since the
+            smoke set has 3 tiles per class).
+        batch_size: tiles per batch.
         **kwargs: see :class:`ImageClassificationDataModule`.
     """
 
     def __init__(self, path: str = "", image_size: int = 0, target_name: str = "tissue",
-                 val_fraction: float = 0.34, test_fraction: float = 0.33, norm_low: float = 1.0,
-                 norm_high: float = 99.5, sampler: Literal["shuffle", "balanced"] = "shuffle",
-                 batch_size: int = 32, num_workers: int = 0, split_seed: int = 0) -> None:
+                 val_fraction: float = 0.34, test_fraction: float = 0.33, batch_size: int = 32,
+                 **kwargs: Any) -> None:
         super().__init__(target_name=target_name, val_fraction=val_fraction, test_fraction=test_fraction,
-                         norm_low=norm_low, norm_high=norm_high, sampler=sampler, batch_size=batch_size,
-                         num_workers=num_workers, split_seed=split_seed)
+                         batch_size=batch_size, **kwargs)
         self.path = path
         self.image_size = image_size or None
 
@@ -468,13 +325,8 @@ class ImageDataModule(ImageClassificationDataModule):
         **kwargs: see :class:`ImageClassificationDataModule`.
     """
 
-    def __init__(self, path: str = "", classes: str = "", image_size: int = 0, target_name: str = "label",
-                 val_fraction: float = 0.1, test_fraction: float = 0.2, norm_low: float = 1.0,
-                 norm_high: float = 99.5, sampler: Literal["shuffle", "balanced"] = "shuffle",
-                 batch_size: int = 64, num_workers: int = 0, split_seed: int = 0) -> None:
-        super().__init__(target_name=target_name, val_fraction=val_fraction, test_fraction=test_fraction,
-                         norm_low=norm_low, norm_high=norm_high, sampler=sampler, batch_size=batch_size,
-                         num_workers=num_workers, split_seed=split_seed)
+    def __init__(self, path: str = "", classes: str = "", image_size: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.path = path
         self.classes = readers.parse_classes(classes)
         self.image_size = image_size or None

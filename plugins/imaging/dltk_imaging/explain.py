@@ -86,6 +86,20 @@ def pick_examples(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.asarray(picked, dtype=np.int64)
 
 
+def _overlay(ax: Any, composite: np.ndarray, attribution: np.ndarray, method: str, channel_names: list[str]) -> str:
+    """Draw the image with its Grad-CAM map or saliency heat on ``ax``; for saliency, the share of
+    the attribution per channel (`` | DNA 60% ...``), else ''."""
+    ax.imshow(composite)
+    if method == "gradcam":
+        ax.imshow(attribution, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        return ""
+    heat = np.abs(attribution).sum(axis=0)
+    ax.imshow(heat / max(heat.max(), 1e-12), cmap="inferno", alpha=0.6, vmin=0, vmax=1)
+    share = np.abs(attribution).sum(axis=(1, 2))
+    share = share / max(share.sum(), 1e-12)
+    return " | " + " ".join(f"{channel_names[c][:6]} {share[c]:.0%}" for c in range(len(share)))
+
+
 def explain(run_dir: Path, model: Any, datamodule: Any, options: ExplainOptions) -> list[Path]:
     """The plugin's explainer (``PluginSpec.explainer``): see the module docstring."""
     from dltk_imaging.cls_models import ImageClassifier
@@ -133,17 +147,7 @@ def explain(run_dir: Path, model: Any, datamodule: Any, options: ExplainOptions)
         if row == 0:
             axes[row, show_channels].set_title("image", fontsize=8)
         ax = axes[row, show_channels + 1]
-        ax.imshow(comp)
-        if ns.method == "gradcam":
-            ax.imshow(maps_np[row], cmap="jet", alpha=0.45, vmin=0, vmax=1)
-            detail = ""
-        else:
-            attribution = maps_np[row]
-            heat = np.abs(attribution).sum(axis=0)
-            ax.imshow(heat / max(heat.max(), 1e-12), cmap="inferno", alpha=0.6, vmin=0, vmax=1)
-            share = np.abs(attribution).sum(axis=(1, 2))
-            share = share / max(share.sum(), 1e-12)
-            detail = " | " + " ".join(f"{channel_names[c][:6]} {share[c]:.0%}" for c in range(n_ch))
+        detail = _overlay(ax, comp, maps_np[row], ns.method, channel_names)
         ok = "ok" if pred == labels[i] else "WRONG"
         ax.set_title(f"true {names[labels[i]]}, pred {names[pred]} {probs_np[row, pred]:.2f} ({ok}){detail}",
                      fontsize=7, loc="left")

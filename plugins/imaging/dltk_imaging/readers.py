@@ -69,6 +69,12 @@ class ImageSet:
         return len(self.labels)
 
 
+def as_storage(images: np.ndarray) -> np.ndarray:
+    """How images are held in memory: uint8 stays uint8 (4x smaller); other dtypes become float32
+    (torch has no uint16 math)."""
+    return images if images.dtype == np.uint8 else images.astype(np.float32)
+
+
 # ------------------------------------------------------------------------------------------------
 # single images
 # ------------------------------------------------------------------------------------------------
@@ -138,6 +144,57 @@ def _resize(array: np.ndarray, size: int) -> np.ndarray:
     return out.astype(array.dtype)
 
 
+def _decode_all(paths: Sequence[str | Path], image_size: int | None, n_threads: int,
+                progress: bool) -> list[np.ndarray | DataError]:
+    """Each file decoded (and resized), or its DataError, in order; threads for 8 files or more."""
+
+    def one(p: str | Path) -> np.ndarray | DataError:
+        try:
+            array = read_image(p)
+        except DataError as exc:
+            return exc
+        return _resize(array, image_size) if image_size else array
+
+    iterator = map(one, paths) if n_threads <= 1 or len(paths) < 8 else None
+    if iterator is None:
+        pool = ThreadPoolExecutor(n_threads)
+        iterator = pool.map(one, paths, chunksize=16)
+    else:
+        pool = None
+    try:
+        if progress and len(paths) > 200:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(iterator, total=len(paths), desc="reading images", unit="img", leave=False)
+        return list(iterator)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _check_agree(arrays: list[tuple[str | Path, np.ndarray]], where: str | Path | None,
+                 expect_channels: int | None) -> None:
+    """Every decoded image has the first one's (or the model's) channels, the first one's size and
+    one bit depth; a DataError naming the first file that differs."""
+    ref_path, ref = arrays[0]
+    channels = expect_channels or ref.shape[0]
+    for p, a in arrays:
+        if a.shape[0] != channels:
+            origin = "the model expects" if expect_channels else f"{Path(ref_path).name} has"
+            raise DataError(p, f"image has {a.shape[0]} channel(s) but {origin} {channels}; every image "
+                               "must have the same channels")
+        if a.shape[1:] != ref.shape[1:]:
+            raise DataError(p, f"image is {a.shape[2]}x{a.shape[1]} but {Path(ref_path).name} is "
+                               f"{ref.shape[2]}x{ref.shape[1]}; set --data.image_size N to resize all images")
+    depths: dict[str, str] = {}
+    for p, a in arrays:
+        depths.setdefault(bit_depth(a.dtype), str(p))
+    if len(depths) > 1:
+        mix = ", ".join(f"{k} (first: {Path(v).name})" for k, v in depths.items())
+        raise DataError(where, f"images mix bit depths: {mix}; convert them to one bit depth so that "
+                               "intensities are comparable")
+
+
 def read_images(paths: Sequence[str | Path], *, image_size: int | None = None, n_threads: int | None = None,
                 progress: bool = True, where: str | Path | None = None,
                 expect_channels: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -159,53 +216,14 @@ def read_images(paths: Sequence[str | Path], *, image_size: int | None = None, n
     Raises:
         DataError: channel count, size or bit depth differs between readable files.
     """
-    n_threads = n_threads or min(8, os.cpu_count() or 1)
-
-    def one(p: str | Path) -> np.ndarray | DataError:
-        try:
-            array = read_image(p)
-        except DataError as exc:
-            return exc
-        return _resize(array, image_size) if image_size else array
-
-    iterator = map(one, paths) if n_threads <= 1 or len(paths) < 8 else None
-    if iterator is None:
-        pool = ThreadPoolExecutor(n_threads)
-        iterator = pool.map(one, paths, chunksize=16)
-    else:
-        pool = None
-    try:
-        if progress and len(paths) > 200:
-            from tqdm.auto import tqdm
-
-            iterator = tqdm(iterator, total=len(paths), desc="reading images", unit="img", leave=False)
-        decoded = list(iterator)
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    decoded = _decode_all(paths, image_size, n_threads or min(8, os.cpu_count() or 1), progress)
     ok = np.array([not isinstance(d, DataError) for d in decoded], dtype=bool)
     errors = [str(d) for d in decoded if isinstance(d, DataError)]
     arrays = [(p, d) for p, d in zip(paths, decoded) if not isinstance(d, DataError)]
     if not arrays:
         raise DataError(where, f"none of {len(paths)} image files could be read (first: {errors[0]})"
                         if errors else "no image files")
-    ref_path, ref = arrays[0]
-    channels = expect_channels or ref.shape[0]
-    for p, a in arrays:
-        if a.shape[0] != channels:
-            origin = "the model expects" if expect_channels else f"{Path(ref_path).name} has"
-            raise DataError(p, f"image has {a.shape[0]} channel(s) but {origin} {channels}; every image "
-                               "must have the same channels")
-        if a.shape[1:] != ref.shape[1:]:
-            raise DataError(p, f"image is {a.shape[2]}x{a.shape[1]} but {Path(ref_path).name} is "
-                               f"{ref.shape[2]}x{ref.shape[1]}; set --data.image_size N to resize all images")
-    depths: dict[str, str] = {}
-    for p, a in arrays:
-        depths.setdefault(bit_depth(a.dtype), str(p))
-    if len(depths) > 1:
-        mix = ", ".join(f"{k} (first: {Path(v).name})" for k, v in depths.items())
-        raise DataError(where, f"images mix bit depths: {mix}; convert them to one bit depth so that "
-                               "intensities are comparable")
+    _check_agree(arrays, where, expect_channels)
     return np.stack([a for _, a in arrays]), ok, errors
 
 
@@ -359,6 +377,60 @@ def _to_nchw(images: np.ndarray, path: Path, layout: str) -> np.ndarray:
     return images
 
 
+def _load_arrays(path: Path, wanted: tuple[str, ...]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The ``wanted`` arrays present in an ``.npz`` or HDF5 file (HDF5 strings decoded), and every
+    key the file holds."""
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.files)
+                for key in wanted:
+                    if key in z.files:
+                        arrays[key] = z[key]
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                keys = list(f.keys())
+                for key in wanted:
+                    if key in f:
+                        value = f[key][()]
+                        if value.dtype.kind in "OS":
+                            value = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in value])
+                        arrays[key] = value
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(path, f"cannot read array file ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
+                        ) from exc
+    return arrays, keys
+
+
+def _array_labels(path: Path, raw: np.ndarray, n: int, stored_names: list[str] | None, names: list[str] | None,
+                  labels_key: str) -> tuple[np.ndarray, list[str]]:
+    """Class indices of an array file's labels (indices into its ``class_names``, or the names
+    themselves) and the class names (given, else sorted; numbers in numeric order)."""
+    if len(raw) != n:
+        raise DataError(path, f"{len(raw)} labels for {n} images", field=labels_key)
+    if raw.dtype.kind in "iu" and stored_names is not None:
+        bad = np.flatnonzero((raw < 0) | (raw >= len(stored_names)))
+        if len(bad):
+            raise DataError(path, f"label index {int(raw[bad[0]])} outside 0..{len(stored_names) - 1}",
+                            row=int(bad[0]) + 1, field=labels_key)
+        values = [stored_names[int(v)] for v in raw]
+    else:
+        values = [str(v.item() if hasattr(v, "item") else v) for v in raw]
+    names = names or sorted(set(values), key=lambda v: (len(v), v) if v.isdigit() else (0, v))
+    index = {c: k for k, c in enumerate(names)}
+    labels = np.full(n, -1, dtype=np.int64)
+    for i, v in enumerate(values):
+        if v not in index:
+            raise DataError(path, f"label {v!r} is not one of the classes {names}", row=i + 1, field=labels_key)
+        labels[i] = index[v]
+    return labels, names
+
+
 def read_arrays(path: str | Path, *, images_key: str = "images", labels_key: str = "labels",
                 classes: Sequence[str] | None = None, layout: str = "auto",
                 require_labels: bool = True) -> ImageSet:
@@ -370,30 +442,7 @@ def read_arrays(path: str | Path, *, images_key: str = "images", labels_key: str
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
-    arrays: dict[str, np.ndarray] = {}
-    try:
-        if path.suffix.lower() == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                keys = list(z.files)
-                for key in (images_key, labels_key, "class_names", "channel_names", "split"):
-                    if key in z.files:
-                        arrays[key] = z[key]
-        else:
-            import h5py
-
-            with h5py.File(path, "r") as f:
-                keys = list(f.keys())
-                for key in (images_key, labels_key, "class_names", "channel_names", "split"):
-                    if key in f:
-                        value = f[key][()]
-                        if value.dtype.kind in "OS":
-                            value = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in value])
-                        arrays[key] = value
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(path, f"cannot read array file ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})"
-                        ) from exc
+    arrays, keys = _load_arrays(path, (images_key, labels_key, "class_names", "channel_names", "split"))
     if images_key not in arrays:
         raise DataError(path, f"no {images_key!r} array (has: {', '.join(keys)})", field=images_key)
     images = _to_nchw(arrays[images_key], path, layout)
@@ -402,23 +451,7 @@ def read_arrays(path: str | Path, *, images_key: str = "images", labels_key: str
     names = list(classes) if classes else stored_names
     labels = np.full(n, -1, dtype=np.int64)
     if labels_key in arrays:
-        raw = arrays[labels_key]
-        if len(raw) != n:
-            raise DataError(path, f"{len(raw)} labels for {n} images", field=labels_key)
-        if raw.dtype.kind in "iu" and stored_names is not None:
-            bad = np.flatnonzero((raw < 0) | (raw >= len(stored_names)))
-            if len(bad):
-                raise DataError(path, f"label index {int(raw[bad[0]])} outside 0..{len(stored_names) - 1}",
-                                row=int(bad[0]) + 1, field=labels_key)
-            values = [stored_names[int(v)] for v in raw]
-        else:
-            values = [str(v.item() if hasattr(v, "item") else v) for v in raw]
-        names = names or sorted(set(values), key=lambda v: (len(v), v) if v.isdigit() else (0, v))
-        index = {c: k for k, c in enumerate(names)}
-        for i, v in enumerate(values):
-            if v not in index:
-                raise DataError(path, f"label {v!r} is not one of the classes {names}", row=i + 1, field=labels_key)
-            labels[i] = index[v]
+        labels, names = _array_labels(path, arrays[labels_key], n, stored_names, names, labels_key)
     elif require_labels:
         raise DataError(path, f"no {labels_key!r} array (has: {', '.join(keys)})", field=labels_key)
     split = None

@@ -227,27 +227,55 @@ def iter_tile_batches(slide: Slide, grid: TileGrid, batch_size: int) -> Iterator
         yield slice(start, stop), np.stack(tiles).transpose(0, 3, 1, 2)
 
 
-def predict_slide(path: Path, output_path: str, models: list[Any], *, level: int = 0, tile: int = 0,
-                  min_tissue: float = 0.5, batch_size: int = 32) -> dict[str, int]:
-    """Tile ``path``, predict tissue tiles with ``models`` (averaged), write CSV + heatmap PNGs."""
-    import pandas as pd
-    import torch
-    from dltk.inference import device
-    from dltk.io import atomic_path
-    from tqdm.auto import tqdm
-
-    model = models[0]
-    info = model.data_info
+def _check_slide_model(info: dict[str, Any], tile: int, min_tissue: float) -> int:
+    """The tile size (default: the model's image size) after checking that the model reads 8-bit RGB
+    and the options are in range; a ConfigError otherwise."""
     if int(info.get("in_chans", 3)) != 3 or info.get("bit_depth", "8-bit") != "8-bit":
         raise ConfigError(f"slides are 8-bit RGB, but this model was trained on {info.get('in_chans')}-channel "
                           f"{info.get('bit_depth')} images; train tissue_tiles (or an RGB images task) to "
                           "predict slides")
     if not 0.0 <= min_tissue <= 1.0:
         raise ConfigError(f"--min-tissue must be within 0..1, got {min_tissue}")
-    h, w = info.get("image_size", [224, 224])
+    h, _ = info.get("image_size", [224, 224])
     tile = int(tile or h)
     if tile < 8:
         raise ConfigError(f"--tile must be at least 8 pixels, got {tile}")
+    return tile
+
+
+def _tile_probabilities(slide: Slide, grid: TileGrid, models: list[Any], size: tuple[int, int],
+                        batch_size: int) -> np.ndarray:
+    """Class probabilities of every tissue tile of ``grid`` (resized to the model's ``size``),
+    averaged over ``models``."""
+    import torch
+    from dltk.inference import device
+    from tqdm.auto import tqdm
+
+    probs = np.zeros((len(grid.cols), len(models[0].class_names)), dtype=np.float32)
+    dev = device()
+    for m in models:
+        m.to(dev).eval()
+    with torch.inference_mode():
+        batches = iter_tile_batches(slide, grid, batch_size)
+        for index, tiles in tqdm(batches, total=int(np.ceil(len(grid.cols) / batch_size)), desc="tiles",
+                                 unit="batch", leave=False):
+            x = torch.from_numpy(tiles).to(dev)
+            if tuple(x.shape[-2:]) != size:
+                x = torch.nn.functional.interpolate(x.float(), size=size, mode="bilinear", align_corners=False)
+            batch = {"x": x}
+            probs[index] = np.mean([m.predict_step(batch).float().cpu().numpy() for m in models], axis=0)
+    return probs
+
+
+def predict_slide(path: Path, output_path: str, models: list[Any], *, level: int = 0, tile: int = 0,
+                  min_tissue: float = 0.5, batch_size: int = 32) -> dict[str, int]:
+    """Tile ``path``, predict tissue tiles with ``models`` (averaged), write CSV + heatmap PNGs."""
+    import pandas as pd
+    from dltk.io import atomic_path
+
+    model = models[0]
+    h, w = model.data_info.get("image_size", [224, 224])
+    tile = _check_slide_model(model.data_info, tile, min_tissue)
     out = Path(output_path)
     if out.suffix.lower() == ".csv":
         csv_path, png_dir, stem = out, out.parent, out.stem + "_"
@@ -265,20 +293,7 @@ def predict_slide(path: Path, output_path: str, models: list[Any], *, level: int
               f"{len(grid.cols)} of {grid.n_cols * grid.n_rows} tiles of {tile} px hold >= {min_tissue:.0%} tissue",
               flush=True)
         n_classes = len(model.class_names)
-        probs = np.zeros((len(grid.cols), n_classes), dtype=np.float32)
-        dev = device()
-        for m in models:
-            m.to(dev).eval()
-        with torch.inference_mode():
-            batches = iter_tile_batches(slide, grid, batch_size)
-            for index, tiles in tqdm(batches, total=int(np.ceil(len(grid.cols) / batch_size)), desc="tiles",
-                                     unit="batch", leave=False):
-                x = torch.from_numpy(tiles).to(dev)
-                if tuple(x.shape[-2:]) != (int(h), int(w)):
-                    x = torch.nn.functional.interpolate(x.float(), size=(int(h), int(w)), mode="bilinear",
-                                                        align_corners=False)
-                batch = {"x": x}
-                probs[index] = np.mean([m.predict_step(batch).float().cpu().numpy() for m in models], axis=0)
+        probs = _tile_probabilities(slide, grid, models, (int(h), int(w)), batch_size)
     scale = lv.downsample
     table = pd.DataFrame({
         "col": grid.cols, "row": grid.rows, "level": level,

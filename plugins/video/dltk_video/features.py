@@ -72,11 +72,65 @@ def _wall_distance(points: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return best
 
 
+class _Columns:
+    """Feature columns ``(T, ...)`` and their names, kept only for the selected groups."""
+
+    def __init__(self, T: int, groups: set[str]) -> None:
+        self.T, self.groups = T, groups
+        self.cols: list[np.ndarray] = []
+        self.names: list[str] = []
+
+    def add(self, values: np.ndarray, labels: list[str], group: str) -> None:
+        if group in self.groups:
+            self.cols.append(values.reshape(self.T, -1))
+            self.names.extend(labels)
+
+
+def _own_features(out: _Columns, P: np.ndarray, centre: np.ndarray, angle: np.ndarray, scale: float,
+                  corners: np.ndarray | None, ind: str, config: FeatureConfig) -> None:
+    """One animal's ``ego``, ``speed``, ``pairwise`` and ``wall`` features (``P``: its points ``(T, K, 2)``)."""
+    dt = 1.0 / config.fps
+    cos, sin = np.cos(angle), np.sin(angle)
+    parts = config.bodyparts
+    out.add(_rotate(P - centre[:, None], cos[:, None], sin[:, None]) / scale,
+            [f"{ind}/{bp}/ego_{c}" for bp in parts for c in "xy"], "ego")
+    step = np.diff(P, axis=0, prepend=P[:1])
+    out.add(np.linalg.norm(step, axis=-1) / scale / dt, [f"{ind}/{bp}/speed" for bp in parts], "speed")
+    vel = np.diff(centre, axis=0, prepend=centre[:1])
+    out.add(_rotate(vel, cos, sin) / scale / dt, [f"{ind}/centre/vel_{c}" for c in "xy"], "speed")
+    turn = np.diff(np.unwrap(angle), prepend=angle[:1])
+    out.add(turn / dt, [f"{ind}/heading/turn"], "speed")
+    a, b = np.triu_indices(len(parts), k=1)
+    dist = np.linalg.norm(P[:, a] - P[:, b], axis=-1) / scale
+    out.add(dist, [f"{ind}/{parts[x]}-{parts[y]}/dist" for x, y in zip(a, b)], "pairwise")
+    if corners is not None:
+        out.add(_wall_distance(P, corners) / scale, [f"{ind}/{bp}/wall" for bp in parts], "wall")
+
+
+def _social_features(out: _Columns, P: np.ndarray, centre: np.ndarray, angle: np.ndarray, scale: np.ndarray,
+                     i: int, j: int, names: tuple[str, str], config: FeatureConfig) -> None:
+    """Animal ``i``'s ``social`` features towards animal ``j`` (``P``: all points ``(T, I, K, 2)``)."""
+    ind, other = names
+    parts = config.bodyparts
+    cross = np.linalg.norm(P[:, i, :, None] - P[:, j, None, :], axis=-1) / scale[i]
+    out.add(cross, [f"{ind}/{x}-{other}/{y}/dist" for x in parts for y in parts], "social")
+    nearest = cross.min(axis=2)
+    out.add(nearest, [f"{ind}/{x}-{other}/nearest" for x in parts], "social")
+    dt = 1.0 / config.fps
+    out.add(np.diff(nearest, axis=0, prepend=nearest[:1]) / dt, [f"{ind}/{x}-{other}/approach" for x in parts],
+            "social")
+    cos, sin = np.cos(angle[:, i]), np.sin(angle[:, i])
+    out.add(_rotate(centre[:, j] - centre[:, i], cos, sin) / scale[i], [f"{ind}/{other}/centre_{c}" for c in "xy"],
+            "social")
+    d_angle = angle[:, j] - angle[:, i]
+    out.add(np.stack([np.cos(d_angle), np.sin(d_angle)], -1), [f"{ind}/{other}/heading_{c}" for c in ("cos", "sin")],
+            "social")
+
+
 def pose_features(track: PoseTrack, config: FeatureConfig) -> tuple[np.ndarray, list[str]]:
     """Per-frame features ``(T, F)`` float32 and their names (see the module docstring)."""
     animal = track.select(list(config.bodyparts))
     P = animal.coords.astype(np.float64)  # (T, I, K, 2)
-    T, _I, K, _ = P.shape
     tail, head = config.bodyparts.index(config.tail), config.bodyparts.index(config.head)
     centre = np.nanmean(P, axis=2)  # (T, I, 2)
     axis = P[:, :, head] - P[:, :, tail]
@@ -86,60 +140,26 @@ def pose_features(track: PoseTrack, config: FeatureConfig) -> tuple[np.ndarray, 
         raise DataError(track.path, f"cannot measure the body length ({config.tail} -> {config.head}): "
                         "those points are missing or coincide throughout")
     angle = np.arctan2(axis[..., 1], axis[..., 0])  # (T, I)
-    cos, sin = np.cos(angle), np.sin(angle)
-    s = scale[None, :]
-    cols: list[np.ndarray] = []
-    names: list[str] = []
-    dt = 1.0 / config.fps
-
     groups = set(config.groups)
     unknown = groups - set(FEATURE_GROUPS)
     if unknown:
         raise ValueError(f"unknown feature groups {sorted(unknown)}; choose from {FEATURE_GROUPS}")
-
-    def add(values: np.ndarray, labels: list[str], group: str) -> None:
-        if group in groups:
-            cols.append(values.reshape(T, -1))
-            names.extend(labels)
-
+    corners = None
+    if config.arena:
+        corners = np.nanmedian(track.select(list(config.arena)).coords[:, 0], axis=0).astype(np.float64)
+        if not np.isfinite(corners).all():
+            raise DataError(track.path, f"arena points {config.arena} are missing")
+    out = _Columns(len(P), groups)
     for i, ind in enumerate(animal.individuals):
-        rel = _rotate(P[:, i] - centre[:, i, None], cos[:, i, None], sin[:, i, None]) / scale[i]
-        add(rel, [f"{ind}/{bp}/ego_{c}" for bp in config.bodyparts for c in "xy"], "ego")
-        step = np.diff(P[:, i], axis=0, prepend=P[:1, i])
-        add(np.linalg.norm(step, axis=-1) / scale[i] / dt, [f"{ind}/{bp}/speed" for bp in config.bodyparts],
-            "speed")
-        vel = np.diff(centre[:, i], axis=0, prepend=centre[:1, i])
-        add(_rotate(vel, cos[:, i], sin[:, i]) / scale[i] / dt, [f"{ind}/centre/vel_{c}" for c in "xy"], "speed")
-        turn = np.diff(np.unwrap(angle[:, i]), prepend=angle[:1, i])
-        add(turn / dt, [f"{ind}/heading/turn"], "speed")
-        a, b = np.triu_indices(K, k=1)
-        dist = np.linalg.norm(P[:, i, a] - P[:, i, b], axis=-1) / scale[i]
-        add(dist, [f"{ind}/{config.bodyparts[x]}-{config.bodyparts[y]}/dist" for x, y in zip(a, b)], "pairwise")
-        if config.arena:
-            corners = np.nanmedian(track.select(list(config.arena)).coords[:, 0], axis=0).astype(np.float64)
-            if not np.isfinite(corners).all():
-                raise DataError(track.path, f"arena points {config.arena} are missing")
-            add(_wall_distance(P[:, i], corners) / scale[i], [f"{ind}/{bp}/wall" for bp in config.bodyparts], "wall")
+        _own_features(out, P[:, i], centre[:, i], angle[:, i], scale[i], corners, ind, config)
         for j, other in enumerate(animal.individuals):
-            if j == i:
-                continue
-            cross = np.linalg.norm(P[:, i, :, None] - P[:, j, None, :], axis=-1) / scale[i]
-            add(cross, [f"{ind}/{x}-{other}/{y}/dist" for x in config.bodyparts for y in config.bodyparts], "social")
-            nearest = cross.min(axis=2)
-            add(nearest, [f"{ind}/{x}-{other}/nearest" for x in config.bodyparts], "social")
-            add(np.diff(nearest, axis=0, prepend=nearest[:1]) / dt, [f"{ind}/{x}-{other}/approach"
-                                                                      for x in config.bodyparts], "social")
-            rel_c = _rotate(centre[:, j] - centre[:, i], cos[:, i], sin[:, i]) / scale[i]
-            add(rel_c, [f"{ind}/{other}/centre_{c}" for c in "xy"], "social")
-            d_angle = angle[:, j] - angle[:, i]
-            add(np.stack([np.cos(d_angle), np.sin(d_angle)], -1), [f"{ind}/{other}/heading_{c}" for c in ("cos", "sin")],
-                "social")
-    del s
-    if not cols:
+            if j != i:
+                _social_features(out, P, centre, angle, scale, i, j, (ind, other), config)
+    if not out.cols:
         raise ValueError(f"no features: groups {sorted(groups)} give nothing for this track")
-    X = np.concatenate(cols, axis=1)
+    X = np.concatenate(out.cols, axis=1)
     X = np.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0)
-    return X.astype(np.float32), names
+    return X.astype(np.float32), out.names
 
 
 # ------------------------------------------------------------------------------------------------

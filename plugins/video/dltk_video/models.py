@@ -2,8 +2,9 @@
 
 Input ``x``: ``(B, T, F)`` per-frame features (pose features or frozen CNN frame embeddings);
 output: logits ``(B, T, C)``. Core trains them with cross-entropy over labelled frames
-(``task_type = "multiclass"``); the test evaluation is delegated to the datamodule
-(``evaluate_frames``), which stitches windows back into one prediction per frame.
+(``task_type = "multiclass"``); the test of a
+:class:`~dltk_video.datamodules.base.FrameWindowDataModule` is done per frame
+(:func:`dltk_video.evaluation.evaluate_frames`), windows stitched back into one prediction per frame.
 """
 
 from __future__ import annotations
@@ -92,12 +93,17 @@ class PoseSequenceClassifier(BaseTask):
         return {"hidden_dim": 8, "num_layers": 1}, info, batch
 
     def evaluate_run(self, datamodule: Any, models: list[BaseTask], run_dir: Path | None) -> dict[str, float] | None:
-        """Frame-level evaluation by the datamodule (windows stitched: every frame scored once)."""
-        if not hasattr(datamodule, "evaluate_frames"):
+        """Frame-level evaluation of a :class:`~dltk_video.datamodules.base.FrameWindowDataModule`
+        (windows stitched: every frame scored once); core's standard test for any other datamodule."""
+        from dltk_video.datamodules.base import FrameWindowDataModule
+
+        if not isinstance(datamodule, FrameWindowDataModule):
             return None
         from dltk.inference import ensemble_inference
+
+        from dltk_video.evaluation import evaluate_frames
 
         datamodule.setup("test")
         preds, std, _ = ensemble_inference(models, datamodule.test_dataloader())
         val_preds, _, _ = ensemble_inference(models, datamodule.val_dataloader())
-        return datamodule.evaluate_frames(self, preds, std, run_dir, val_preds=val_preds)
+        return evaluate_frames(datamodule, self, preds, std, run_dir, val_preds=val_preds)

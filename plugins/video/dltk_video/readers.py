@@ -77,9 +77,9 @@ class PoseTrack:
 # ------------------------------------------------------------------------------------------------
 # DeepLabCut CSV
 # ------------------------------------------------------------------------------------------------
-def read_dlc_csv(path: str | Path) -> PoseTrack:
-    """Read a DeepLabCut CSV (single/multi-animal, pandas-resaved or labelled-data files)."""
-    path = Path(path)
+def _dlc_header(path: Path) -> tuple[int, dict[str, list[str]], int]:
+    """The header of a DeepLabCut CSV: the label column, the header rows by label (``scorer``,
+    ``individuals``, ``bodyparts``, ``coords``) and their count."""
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh)
@@ -103,6 +103,25 @@ def read_dlc_csv(path: str | Path) -> PoseTrack:
     if "bodyparts" not in rows or "coords" not in rows:
         raise DataError(path, "not a DeepLabCut CSV: header rows 'bodyparts' and 'coords' are required",
                         row=n_header + 1)
+    return label_col, rows, n_header
+
+
+def _dlc_numbers(path: Path, values: pd.DataFrame, keys: list[tuple[str, str, str]], n_header: int) -> np.ndarray:
+    """The data cells as float64 (empty = NaN); a DataError naming the first cell that is not a number."""
+    try:
+        return values.to_numpy(dtype=np.float64)
+    except ValueError:
+        numbers = values.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.argwhere(np.isnan(numbers) & ~values.isin(["nan", "NaN", "NAN"]).to_numpy())
+        r, c = bad[0]
+        raise DataError(path, f"not a number: {values.iat[r, c]!r}", row=int(r) + n_header + 1,
+                        field="/".join(keys[c])) from None
+
+
+def read_dlc_csv(path: str | Path) -> PoseTrack:
+    """Read a DeepLabCut CSV (single/multi-animal, pandas-resaved or labelled-data files)."""
+    path = Path(path)
+    label_col, rows, n_header = _dlc_header(path)
     coords_row = rows["coords"]
     data_cols = [j for j, v in enumerate(coords_row) if v.strip() in ("x", "y", "likelihood")]
     if not data_cols:
@@ -120,15 +139,7 @@ def read_dlc_csv(path: str | Path) -> PoseTrack:
         keys.append((ind, rows["bodyparts"][j].strip(), coords_row[j].strip()))
     individuals = list(dict.fromkeys(k[0] for k in keys))
     bodyparts = list(dict.fromkeys(k[1] for k in keys))
-    values = table.iloc[:, data_cols].replace("", "nan")
-    try:
-        numbers = values.to_numpy(dtype=np.float64)
-    except ValueError:
-        numbers = values.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.argwhere(np.isnan(numbers) & ~values.isin(["nan", "NaN", "NAN"]).to_numpy())
-        r, c = bad[0]
-        raise DataError(path, f"not a number: {values.iat[r, c]!r}", row=int(r) + n_header + 1,
-                        field="/".join(keys[c])) from None
+    numbers = _dlc_numbers(path, table.iloc[:, data_cols].replace("", "nan"), keys, n_header)
     T = len(table)
     coords = np.full((T, len(individuals), len(bodyparts), 2), np.nan, dtype=np.float32)
     likelihood = np.full((T, len(individuals), len(bodyparts)), np.nan, dtype=np.float32)

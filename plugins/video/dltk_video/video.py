@@ -213,6 +213,18 @@ def encode_video(path: str | Path, config: EncoderConfig, *, chunk: int = 64, ca
         Path(raw_name).unlink(missing_ok=True)
 
 
+def with_deltas(X: np.ndarray, deltas: str, center: bool = False) -> np.ndarray:
+    """Per-frame inputs from embeddings ``X``: minus the per-video mean with ``center`` (removes
+    the static scene, which differs between recordings); ``deltas``: ``off`` (embeddings),
+    ``append`` (embeddings + their frame-to-frame change) or ``only`` (the change alone: motion)."""
+    if center:
+        X = X - X.mean(axis=0, keepdims=True)
+    if deltas in ("off", False):
+        return X
+    delta = np.diff(X, axis=0, prepend=X[:1])
+    return delta if deltas == "only" else np.concatenate([X, delta], axis=1)
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: int = 25) -> Path:
     """Write ``(T, H, W, 3)`` uint8 frames as an H.264 mp4 (yuv420p) with PyAV (tests, demos)."""
     import av

@@ -6,44 +6,27 @@ Each video is decoded with PyAV and embedded frame by frame with a frozen timm e
 embeddings, exactly as pose_behavior does from pose features. Videos are split whole (never
 frames): the last ``test_videos`` files (in the given order) are the test set, the
 ``val_videos`` before them validation, the rest training.
+
+This source lives beside the :mod:`dltk_video.datamodules` package rather than in it because
+every run's ``config.yaml`` records its class as ``dltk_video.video_datamodules.VideoBehaviorDataModule``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-import pandas as pd
 from dltk.errors import ConfigError, DataError
 
-from dltk_video.datamodules import (
-    TARGET_NAME,
-    PoseBehaviorDataModule,
-    Segment,
-    expand_paths,
-    frame_predictions,
-)
+from dltk_video.datamodules.base import FrameWindowDataModule, Segment, expand_paths
 from dltk_video.datasets import Session
-from dltk_video.features import FeatureConfig
 from dltk_video.options import FramePredictOptions
 from dltk_video.readers import bouts_to_frames, read_annotations
-from dltk_video.video import VIDEO_SUFFIXES, EncoderConfig, encode_video, video_info
+from dltk_video.video import EncoderConfig, encode_video, video_info, with_deltas
+
+__all__ = ["VideoBehaviorDataModule", "with_deltas"]
 
 
-def with_deltas(X: np.ndarray, deltas: str, center: bool = False) -> np.ndarray:
-    """Per-frame inputs from embeddings ``X``: minus the per-video mean with ``center`` (removes
-    the static scene, which differs between recordings); ``deltas``: ``off`` (embeddings),
-    ``append`` (embeddings + their frame-to-frame change) or ``only`` (the change alone: motion)."""
-    if center:
-        X = X - X.mean(axis=0, keepdims=True)
-    if deltas in ("off", False):
-        return X
-    delta = np.diff(X, axis=0, prepend=X[:1])
-    return delta if deltas == "only" else np.concatenate([X, delta], axis=1)
-
-
-class VideoBehaviorDataModule(PoseBehaviorDataModule):
+class VideoBehaviorDataModule(FrameWindowDataModule):
     """Videos + bout annotations -> frozen CNN frame embeddings -> windows.
 
     Args:
@@ -62,20 +45,16 @@ class VideoBehaviorDataModule(PoseBehaviorDataModule):
         deltas: the frame-to-frame change of the embedding (motion): ``off``, ``append`` (to the
             embedding) or ``only`` (the change alone).
         chunk: frames decoded and encoded at a time (memory does not grow with video length).
-        **kwargs: see :class:`dltk_video.datamodules.PoseBehaviorDataModule`.
+        **kwargs: see :class:`dltk_video.datamodules.base.FrameWindowDataModule`.
     """
-
-    primary = ("macro_f1", "max")
 
     def __init__(self, videos: str = "", labels: str = "", behaviors: str = "",
                  unit: Literal["seconds", "frames"] = "seconds", overlap: Literal["error", "ignore"] = "error",
                  test_videos: int = 1, val_videos: int = 1, encoder: str = "resnet18",
                  image_size: int = 112, pretrained: bool = False, encoder_seed: int = 0, gray: bool = False,
                  pool: int = 1, deltas: Literal["off", "append", "only"] = "append", center: bool = True,
-                 chunk: int = 64, window: int = 64, margin: int = 16, stride: int = 16, batch_size: int = 32,
-                 num_workers: int = 0, split_seed: int = 0) -> None:
-        super().__init__(window=window, margin=margin, stride=stride, batch_size=batch_size,
-                         num_workers=num_workers, split_seed=split_seed)
+                 chunk: int = 64, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if unit not in ("seconds", "frames") or overlap not in ("error", "ignore"):
             raise ConfigError("data.unit must be seconds|frames and data.overlap error|ignore")
         self.videos, self.labels, self.unit, self.overlap = videos, labels, unit, overlap
@@ -90,9 +69,6 @@ class VideoBehaviorDataModule(PoseBehaviorDataModule):
             raise ConfigError("data.deltas must be off, append or only")
         self.deltas = str(deltas)
         self.center = bool(center)
-
-    def feature_config(self) -> FeatureConfig:
-        return FeatureConfig((), "", "", (), 0.0)
 
     def load_sessions(self) -> list[Session]:
         if not self.videos:
@@ -135,13 +111,8 @@ class VideoBehaviorDataModule(PoseBehaviorDataModule):
                 for part, idx in (("train", train), ("val", val), ("test", test))}
 
     def extra_info(self) -> dict[str, Any]:
-        info = super().extra_info()
-        info.pop("feature_config", None)
-        info["encoder"] = {**self.encoder_config.__dict__}
-        info["chunk"] = self.chunk
-        info["deltas"] = self.deltas
-        info["center"] = self.center
-        return info
+        return {**super().extra_info(), "encoder": {**self.encoder_config.__dict__}, "chunk": self.chunk,
+                "deltas": self.deltas, "center": self.center}
 
     @classmethod
     def request_schema(cls) -> None:
@@ -150,39 +121,7 @@ class VideoBehaviorDataModule(PoseBehaviorDataModule):
 
     def predict_file(self, input_path: str, output_path: str, models: list[Any],
                      options: FramePredictOptions | None = None) -> dict[str, int] | None:
+        from dltk_video.prediction import prediction_min_bout, predict_video_file
+
         return predict_video_file(input_path, output_path, models, options or FramePredictOptions(),
-                                  self.prediction_min_bout(models))
-
-
-def predict_video_file(input_path: str, output_path: str, models: list[Any], options: FramePredictOptions,
-                       min_bout: int = 0) -> dict[str, int]:
-    """Label every frame of a video with a video_behavior run (CSV + ethogram PNG beside it)."""
-    from dltk.io import atomic_path
-
-    from dltk_video.ethogram import ethogram
-
-    ns = options
-    path = Path(input_path)
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise DataError(path, f"this run predicts from video files ({', '.join(VIDEO_SUFFIXES)})")
-    info = models[0].data_info
-    fps, _ = video_info(path)
-    fps = float(ns.fps or fps)
-    if not fps:
-        raise DataError(path, "the video states no frame rate; pass --fps")
-    X = with_deltas(encode_video(path, EncoderConfig(**info["encoder"]), chunk=int(info.get("chunk", 64))),
-                    str(info.get("deltas", "off")), bool(info.get("center", False)))
-    probs, labels, _ = frame_predictions(X, info, models, min_bout, path, "features per frame")
-    class_names = list(info["class_names"])
-    names = np.asarray(class_names, dtype=object)
-    table = pd.DataFrame({"frame": np.arange(len(probs)), "time_s": np.arange(len(probs)) / fps,
-                          TARGET_NAME: names[labels]})
-    for c, cname in enumerate(class_names):
-        table[f"prob_{cname}"] = probs[:, c]
-    out = Path(output_path)
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    if ns.plot:
-        ethogram({"model": labels.astype(float)}, class_names, fps, out.with_suffix(".png"),
-                 f"{path.name}: predicted behaviour", probabilities=probs)
-    return {"frames": len(probs), "min_bout": min_bout}
+                                  prediction_min_bout(self, models))
