@@ -27,7 +27,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from dltk.base import INPUT, TARGET, BaseTask
+from dltk.base import INPUT, BaseTask
 from dltk.errors import ConfigError
 
 
@@ -122,9 +122,6 @@ class DeepChemModel(BaseTask):
         if not Requirement("deepchem").is_installed():
             raise ContractSkip("DeepChem is not installed: pip install 'dltk[deepchem]'")
         kwargs = {"network": "MultitaskClassifier", "network_args": {"layer_sizes": [16], "dropouts": 0.1}}
-        info = {"task_names": ["a", "b", "c"], "task_type": "classification", "in_features": 32,
-                "pos_fraction": [0.5, 0.25, 0.5]}
-        gen = torch.Generator().manual_seed(0)
-        x = (torch.rand(4, 32, generator=gen) < 0.2).float()
-        y = torch.tensor([[1, 0, 1], [0, 0, float("nan")], [1, 1, 0], [0, 0, 1]], dtype=torch.float32)
-        return kwargs, info, {INPUT: x, TARGET: y}
+        from dltk_chem.models import example_fingerprint_batch
+
+        return (kwargs, *example_fingerprint_batch())

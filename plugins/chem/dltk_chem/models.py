@@ -59,9 +59,15 @@ class FingerprintMLP(BaseTask):
         """Plugin contract: tiny init kwargs, data_info and a fake batch of 4 fingerprints (3 tasks,
         one label missing)."""
         kwargs = {"hidden_dim": 16, "num_layers": 1, "dropout": 0.1, "input_dropout": 0.0}
-        info = {"task_names": ["a", "b", "c"], "task_type": "classification", "in_features": 32,
-                "pos_fraction": [0.5, 0.25, 0.5]}
-        gen = torch.Generator().manual_seed(0)
-        x = (torch.rand(4, 32, generator=gen) < 0.2).float()
-        y = torch.tensor([[1, 0, 1], [0, 0, float("nan")], [1, 1, 0], [0, 0, 1]], dtype=torch.float32)
-        return kwargs, info, {INPUT: x, TARGET: y}
+        return (kwargs, *example_fingerprint_batch())
+
+
+def example_fingerprint_batch() -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """data_info and a fake batch of 4 random 32-bit fingerprints, 3 tasks, one label missing, for
+    the plugin contract of the fingerprint models."""
+    info = {"task_names": ["a", "b", "c"], "task_type": "classification", "in_features": 32,
+            "pos_fraction": [0.5, 0.25, 0.5]}
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(4, 32, generator=gen) < 0.2).float()
+    y = torch.tensor([[1, 0, 1], [0, 0, float("nan")], [1, 1, 0], [0, 0, 1]], dtype=torch.float32)
+    return info, {INPUT: x, TARGET: y}
