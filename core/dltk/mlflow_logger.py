@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import MLFlowLogger
 
+from dltk.tracking import Tracking
 from dltk.tracking import tracking_uri as _uri
 
 
@@ -33,3 +35,11 @@ class DltkMLFlowLogger(MLFlowLogger):
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:  # type: ignore[override]
         super().log_metrics({metric_key(k): v for k, v in metrics.items()}, step)
+
+
+def run_logger(tracking: Tracking, run_dir: Path, plugin: str, preset: str) -> DltkMLFlowLogger:
+    """The logger ``--logger mlflow`` adds to the run in ``run_dir`` (experiment created first, so
+    that parallel workers do not race to create it)."""
+    tracking.experiment_id(plugin, preset)
+    return DltkMLFlowLogger(experiment_name=tracking.experiment_name(plugin, preset), run_name=run_dir.name,
+                            tracking_uri=tracking.uri, tags=tracking.tags(run_dir, plugin, preset))

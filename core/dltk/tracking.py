@@ -83,16 +83,12 @@ class Tracking:
                 raise
             return str(found.experiment_id)
 
-    def logger(self, run_dir: Path, plugin: str, preset: str) -> Any:
-        """Lightning's MLFlowLogger for one run directory."""
-        from dltk.mlflow_logger import DltkMLFlowLogger
-
-        self.experiment_id(plugin, preset)
+    def tags(self, run_dir: Path, plugin: str, preset: str) -> dict[str, str]:
+        """The MLflow tags of one run directory (nested under the parent run when there is one)."""
         tags = {"dltk.run_dir": str(run_dir.resolve()), "dltk.plugin": plugin, "dltk.preset": preset}
         if self.parent_run_id:
             tags["mlflow.parentRunId"] = self.parent_run_id
-        return DltkMLFlowLogger(experiment_name=self.experiment_name(plugin, preset), run_name=run_dir.name,
-                            tracking_uri=tracking_uri(self.uri), tags=tags)
+        return tags
 
     def parent_run(self, plugin: str, preset: str, name: str, params: dict[str, Any]) -> str:
         """Open a parent run (``dltk tune``) and return its id."""

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from dltk import rundir
 from dltk.errors import ConfigError
+from dltk.mlflow_logger import run_logger
 from dltk.plugin import PluginSpec, PresetSpec
 from dltk.progress import EpochLine, wants_epoch_lines
 from dltk.resilience import AtomicCheckpointIO, FaultInjection, RngState, set_aside_metrics_log
@@ -119,7 +120,8 @@ class DltkCLI(LightningCLI):
                             TensorBoardLogger(run_dir, name="tensorboard", version="", default_hp_metric=False),
                             *given]
         if self.dltk_tracking is not None:
-            config["logger"].append(self.dltk_tracking.logger(run_dir, self.dltk_plugin.name, self.dltk_task.name))
+            config["logger"].append(run_logger(self.dltk_tracking, run_dir, self.dltk_plugin.name,
+                                               self.dltk_task.name))
         config["default_root_dir"] = str(run_dir)
         callbacks = list(config.get("callbacks") or [])
         callbacks += [self.checkpoint_callback, RngState(), FaultInjection(), *self.dltk_callbacks]

@@ -158,8 +158,8 @@ def _running_trial_pid(out: Path, deadline: float) -> int:
 
 def test_killed_worker_then_resume_reaches_n(toy_env: PluginEnv, tmp_path: Path) -> None:
     out = tmp_path / "study"
-    cmd = [sys.executable, "-m", "dltk.cli", "tune", "--plugin", "toy", "--trials", "4", "--workers", "2",
-           "--output", str(out), "--no-test", "--trainer.max_epochs", "15"]
+    cmd = [sys.executable, "-m", "dltk.cli", "tune", "--plugin", "toy", "--trials", "3", "--workers", "2",
+           "--output", str(out), "--no-test", "--trainer.max_epochs", "12"]
     env = toy_env.environ(MPLBACKEND="Agg")
     parent = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     victim = _running_trial_pid(out, time.time() + 240)
@@ -170,7 +170,7 @@ def test_killed_worker_then_resume_reaches_n(toy_env: PluginEnv, tmp_path: Path)
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr
     study = _study(out)
-    _assert_exact(study, 4, out)
+    _assert_exact(study, 3, out)
     failed = [t for t in study.trials if t.state.name == "FAIL"]
     assert [t.user_attrs["worker"] for t in failed] == [f"{socket.gethostname()}:{victim}"]
 
