@@ -56,10 +56,7 @@ class Predictor:
             self.datamodule_class = type(self.datamodule)
             self.with_std = len(self.models) > 1
             self.options = plugin_options.parse(self.datamodule_class.predict_options, [], "dltk serve")
-        self.schema = self.datamodule_class.request_schema()  # type: ignore[attr-defined]
-        if self.schema is None:
-            raise ConfigError(f"{run.name}: {self.datamodule_class.__name__} declares no request schema; "
-                              "this run cannot be served (see docs/serving.md)")
+            self.predict_kwargs = dataclasses.asdict(self.options) if dataclasses.is_dataclass(self.options) else {}
         self.tmp_dir = Path(tempfile.mkdtemp(prefix="dltk-serve-"))
         self._ids = itertools.count()
 
@@ -104,9 +101,8 @@ class Predictor:
 
                 chunks = score_members(self.members, path, self.run.dir)
             else:
-                kwargs = dataclasses.asdict(self.options) if dataclasses.is_dataclass(self.options) else {}
                 chunks = score_chunks(self.models, self.datamodule.predict_chunks(
-                    path, data_info=self.model.data_info, **kwargs))
+                    path, data_info=self.model.data_info, **self.predict_kwargs))
             frames = [self._frame(self.model, r, p, s, self.with_std) for r, p, s in chunks]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -115,6 +111,7 @@ class Predictor:
         if self.run.kind == "combined":
             raise RequestError("a combined run predicts tables of rows only")
         folder = self._new_path("")
+        out = folder.with_name(folder.name + "-out")  # the table, and whatever the plugin writes beside it
         folder.mkdir()
         try:
             paths = []
@@ -122,7 +119,6 @@ class Predictor:
                 paths.append(folder / f"{i:06d}{_suffix(suffix)}")
                 paths[-1].write_bytes(data)
             target = folder if request.folder else paths[0]
-            out = folder.with_name(folder.name + "-out")  # the table, and whatever the plugin writes beside it
             out.mkdir()
             with contextlib.redirect_stdout(io.StringIO()):
                 counts = self.datamodule.predict_file(str(target), str(out / "predictions.csv"), self.models,
@@ -132,7 +128,7 @@ class Predictor:
             table = pd.read_csv(out / "predictions.csv", keep_default_na=False, na_values=[""])
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-            shutil.rmtree(folder.with_name(folder.name + "-out"), ignore_errors=True)
+            shutil.rmtree(out, ignore_errors=True)
         if "error" in table:
             table["error"] = table["error"].fillna("")
         prefix = str(folder) + "/"

@@ -49,6 +49,7 @@ def create_app(run_dir: str, **settings: Any) -> Any:
         torch.set_num_threads(int(s["threads"]))  # per worker process; see docs/serving.md
         predictor = Predictor(run, s["which"])
         state["predictor"] = predictor
+        state["card"] = model_card(run, predictor, schema, s)  # the run does not change while served
         state["batcher"] = Batcher(predictor, int(s["max_batch"]), float(s["batch_timeout_ms"]) / 1000)
         state["batcher"].start()
         yield
@@ -57,7 +58,7 @@ def create_app(run_dir: str, **settings: Any) -> Any:
     app = FastAPI(title=f"dltk serve: {run.plugin.name}/{run.preset.name}", version=__version__,
                   lifespan=lifespan, description="Predictions of a dltk run; see docs/serving.md.")
     schema = run.datamodule_class.request_schema() if run.kind != "combined" else \
-        run.members[0].datamodule_class.request_schema()
+        Run.open(run.member_dirs[0]).datamodule_class.request_schema()
     if schema is None:
         raise ConfigError(f"{run.name}: its datamodule declares no request schema; this run cannot be served "
                           "(see docs/serving.md)")
@@ -92,10 +93,10 @@ def _routes(app: Any, run: Any, s: dict[str, Any], state: dict[str, Any], schema
     @app.get("/info")
     async def info(request: Request) -> Any:
         """The model card: plugin, preset, training data and split, test metrics, input schema."""
-        return refused(request) or model_card(run, state["predictor"], schema, s)
+        return refused(request) or state["card"]
 
     @app.post("/predict", openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": schema or {}}, **upload}}})
+        "application/json": {"schema": schema}, **upload}}})
     async def predict(request: Request) -> Any:
         """Predictions with the same columns as ``dltk predict`` (a per-row ``error``)."""
         denied = refused(request)
@@ -134,7 +135,7 @@ async def _decode(request: Any, cls: Any, schema: dict[str, Any] | None, max_row
             payload = json.loads(body)
         except (ValueError, RecursionError) as exc:
             raise RequestError(f"malformed JSON body: {str(exc)[:120]}") from None
-        validate(payload, schema or {"type": "object"})
+        validate(payload, schema)
         decoded = cls.decode_request(payload)
     n = len(decoded.lines) if isinstance(decoded, RequestRows) else len(decoded.files)
     if n > max_rows:
@@ -152,7 +153,7 @@ def answer(table: Any) -> bytes:
     return f'{{"predictions":{rows},"counts":{json.dumps(counts)}}}'.encode()
 
 
-def model_card(run: Any, predictor: Any, schema: dict[str, Any] | None, s: dict[str, Any]) -> dict[str, Any]:
+def model_card(run: Any, predictor: Any, schema: dict[str, Any], s: dict[str, Any]) -> dict[str, Any]:
     """What ``GET /info`` answers."""
     data = run.config.get("data") or {}
     init = data.get("init_args") or {}

@@ -136,15 +136,16 @@ def finish(loggers: list[Any], run_dir: Path, metrics: dict[str, float]) -> None
     tracked = [lg for lg in loggers if isinstance(lg, MLFlowLogger)]
     if not tracked:
         return
-    import yaml
+    from dltk.loading import read_run_config
+    from dltk.rundir import headline
 
-    config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
+    config = read_run_config(run_dir) if (run_dir / "config.yaml").is_file() else {}
     for lg in tracked:
         client, run_id = lg.experiment, lg.run_id
         known = client.get_run(run_id).data.params
         log_params(client, run_id, {k: v for k, v in flat_config(config or {}).items() if k not in known})
-        for key, value in metrics.items():
-            if key.count("/") == 1 and value == value:  # headline test metrics; NaN skipped
+        for key, value in headline(metrics).items():
+            if value == value:  # NaN skipped
                 client.log_metric(run_id, key, float(value))
         for name in ("config.yaml", "run.json", "metrics.json"):
             if (run_dir / name).is_file():

@@ -24,7 +24,7 @@ from dltk.discovery import get_plugin
 from dltk.errors import ConfigError, DltkUserError
 from dltk.io import write_json, write_text
 from dltk.plugin import PluginSpec, PresetSpec
-from dltk.tracking import Tracking
+from dltk.tracking import DEFAULT_URI, Tracking
 
 
 def _preparser() -> argparse.ArgumentParser:
@@ -228,7 +228,7 @@ def train(argv: list[str], callbacks: tuple[Any, ...] = (), parent_run_id: str |
         return None
     req.callbacks = tuple(callbacks)
     if req.ns.logger == "mlflow":
-        req.tracking = Tracking(req.ns.tracking_uri or Tracking.uri, parent_run_id)
+        req.tracking = Tracking(req.ns.tracking_uri or DEFAULT_URI, parent_run_id)
     AllowList.for_plugin(req.plugin.package).check_files([str(req.preset), *req.ns.config])
     AllowList.for_plugin(req.plugin.package).check_overrides(req.rest)
     if req.ns.ensemble > 1 and req.plain_run:

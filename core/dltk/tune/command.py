@@ -59,7 +59,8 @@ def context(ns: argparse.Namespace, rest: list[str]) -> Context:
     return Context(plugin.name, preset.name, base + list(rest), _space(ns, plugin, preset), ns.trials,
                    Path(ns.output or f"tune-results/{plugin.name}-{preset.name}"),
                    ns.study or f"{plugin.name}-{preset.name}", ns.storage, ns.seed or 0,
-                   time.time() + ns.timeout if ns.timeout else None, tracking, pruner=ns.pruner)
+                   time.time() + ns.timeout if ns.timeout else None, tracking, pruner=ns.pruner,
+                   tracking_uri=ns.tracking_uri)
 
 
 def resolved_settings(ctx: Context) -> dict[str, Any]:
@@ -114,10 +115,7 @@ def _preset_trial(ctx: Context, storage: Any, settings: dict[str, Any]) -> Any:
 
 
 def _parent_run(ctx: Context) -> str:
-    from dltk.tracking import Tracking
-
-    uri = ctx.tracking_args[3] if len(ctx.tracking_args) > 3 else Tracking.uri
-    return Tracking(uri).parent_run(ctx.plugin, ctx.preset, f"tune-{ctx.study_name}",
+    return ctx.tracking().parent_run(ctx.plugin, ctx.preset, f"tune-{ctx.study_name}",
                                     {"trials": ctx.n_trials, "study": ctx.study_name,
                                      "space": ", ".join(p.key for p in ctx.space.params)})
 

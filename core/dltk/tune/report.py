@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dltk.io import atomic_path, write_json, write_text
+from dltk.rundir import headline
 from dltk.tune.worker import Context, counts, study_lock
 
 PLOTS = {
@@ -83,9 +84,8 @@ def summary_table(study: Any, best: Any, preset: Any, test: dict[str, float]) ->
     rows = [("", f"preset (trial {preset.number})" if preset else "preset", f"best (trial {best.number})")]
     rows += [(k, _fmt(preset.params.get(k)) if preset else "-", _fmt(best.params.get(k))) for k in keys]
     rows.append((f"validation {monitor}", _fmt(preset.value) if preset else "-", _fmt(best.value)))
-    for key, value in test.items():
-        if key.count("/") == 1:
-            rows.append((f"{key} (best trial only)", "-", _fmt(value)))
+    for key, value in headline(test).items():
+        rows.append((f"{key} (best trial only)", "-", _fmt(value)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -95,13 +95,10 @@ def summary_table(study: Any, best: Any, preset: Any, test: dict[str, float]) ->
 def _log_parent(ctx: Context, study: Any, best: Any, test: dict[str, float]) -> None:
     if not ctx.parent_run_id:
         return
-    from dltk.tracking import Tracking
-
-    uri = ctx.tracking_args[3] if len(ctx.tracking_args) > 3 else Tracking.uri
-    client = Tracking(uri).client()
+    client = ctx.tracking().client()
     client.log_metric(ctx.parent_run_id, f"best/{study.user_attrs.get('monitor', 'value')}", float(best.value))
-    for key, value in test.items():
-        if key.count("/") == 1 and not math.isnan(value):
+    for key, value in headline(test).items():
+        if not math.isnan(value):
             client.log_metric(ctx.parent_run_id, f"best/{key}", float(value))
     client.set_tag(ctx.parent_run_id, "dltk.best_trial", str(best.number))
     for name in ("trials.csv", "best.yaml", "summary.json"):

@@ -44,6 +44,13 @@ class Context:
     tracking_args: list[str] = field(default_factory=list)
     parent_run_id: str | None = None
     pruner: str = "median"
+    tracking_uri: str | None = None
+
+    def tracking(self) -> Any:
+        """The MLflow tracking of ``--logger mlflow`` (``--tracking-uri`` or the default store)."""
+        from dltk.tracking import DEFAULT_URI, Tracking
+
+        return Tracking(self.tracking_uri or DEFAULT_URI)
 
     def trial_dir(self, number: int) -> Path:
         return self.output / "trials" / f"trial-{number:04d}"

@@ -147,7 +147,7 @@ class _Features:
             state = data_info.get("descriptor_scaler")
             if not state:
                 raise ConfigError("the model uses rdkit2d descriptors but records no descriptor_scaler")
-            self.scaler = DescriptorScaler(state["median"], state["scale"], state["clip"])
+            self.scaler = DescriptorScaler.from_state(state)
         total = sum(self.ecfp.n_features if n == "ecfp" else self.blocks[n].n_features for n in self.names)
         expected = data_info.get("in_features")
         if expected is not None and total != int(expected):

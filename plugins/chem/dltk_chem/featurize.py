@@ -213,6 +213,11 @@ class DescriptorScaler:
         return {"median": [float(v) for v in self.median], "scale": [float(v) for v in self.scale],
                 "clip": self.clip}
 
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> DescriptorScaler:
+        """The scaler saved by :meth:`state` (a model's ``data_info["descriptor_scaler"]``)."""
+        return cls(state["median"], state["scale"], state["clip"])
+
     def transform(self, X: np.ndarray) -> tuple[np.ndarray, int]:
         """Scaled copy of ``X`` and the number of NaN/inf values imputed."""
         X = np.asarray(X, dtype=np.float32)

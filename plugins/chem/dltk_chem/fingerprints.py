@@ -189,7 +189,7 @@ class Fingerprints(Representation):
         chunk as a single batch."""
         if self.scaler is None and "descriptor_scaler" in data_info:
             st = data_info["descriptor_scaler"]
-            self.scaler = DescriptorScaler(st["median"], st["scale"], st["clip"])
+            self.scaler = DescriptorScaler.from_state(st)
         pool = make_pool(n_jobs)
 
         def featurize_chunk(smiles: list[str], n_tasks: int) -> tuple[Any, DataLoader | None]:

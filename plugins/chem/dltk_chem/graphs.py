@@ -107,7 +107,7 @@ class Graphs(Representation):
         scaler = self.descriptor_scaler
         if mol_features == "rdkit2d" and "descriptor_scaler" in info:
             st = info["descriptor_scaler"]
-            scaler = DescriptorScaler(st["median"], st["scale"], st["clip"])
+            scaler = DescriptorScaler.from_state(st)
         if mol_features == "rdkit2d" and scaler is None:
             raise ConfigError("the model uses rdkit2d molecule features but has no descriptor scaler")
         return mol_features, scaler

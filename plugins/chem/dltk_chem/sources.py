@@ -149,7 +149,6 @@ class SmilesCsvSource(SplitSource):
             averaged = f"; {report['n_averaged']} replicate measurement(s) averaged" if report["n_averaged"] else ""
             print(f"dltk: {self.path}: {report['n_duplicate_rows']} row(s) repeat a structure and were merged"
                   f"{conflicts}{averaged}", flush=True)
-        self.merge_report = report
         return table
 
     def resolve_task_type(self, y: np.ndarray) -> Literal["classification", "regression"]:

@@ -154,6 +154,7 @@ def predict_images(path: Path, output_path: str, models: list[Any], batch_size: 
     h, w = info["image_size"]
     resize_to = int(h) if h == w else None
     counts = {"rows": 0, "predicted": 0, "errors": 0}
+    first = ""  # the first unreadable image's error, for the summary line
     out = Path(output_path)
     with atomic_path(out) as tmp:
         n = len(source) if kind == "files" else len(source.labels)
@@ -166,7 +167,7 @@ def predict_images(path: Path, output_path: str, models: list[Any], batch_size: 
             counts["rows"] += len(chunk.ids)
             counts["predicted"] += int(chunk.ok.sum())
             counts["errors"] += int((~chunk.ok).sum())
+            first = first or next((e for e in chunk.errors if e), "")
     if counts["errors"]:
-        first = next((e for e in pd.read_csv(out, usecols=["error"], keep_default_na=False)["error"] if e), "")
         print(f"dltk imaging: skipped {counts['errors']} unreadable images (first: {first})", flush=True)
     return counts

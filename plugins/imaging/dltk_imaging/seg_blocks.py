@@ -25,7 +25,7 @@ import math
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -103,7 +103,6 @@ class ImageResult:
     labels: np.ndarray | None = None
     blocks: int = 1
     shape: tuple[int, int] = (0, 0)
-    stats: GreyStats | None = field(default=None, repr=False)
 
 
 def whole_image_stats(source: ImageSource) -> tuple[GreyStats, np.ndarray]:
@@ -206,7 +205,7 @@ def segment_image(source: ImageSource, segmenter: Segmenter, name: str, *, block
             write_mask(mask_path, (h, w), blocks, offset)
     table = pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
     return ImageResult(table, offset, truncated, np.concatenate(crops) if crop_size else None, single,
-                       len(cores), (h, w), stats)
+                       len(cores), (h, w))
 
 
 def _tiles(shape: tuple[int, int], blocks: list[_Block], dtype: type) -> Iterator[np.ndarray]:
